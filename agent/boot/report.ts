@@ -1,0 +1,58 @@
+import type { Console } from '../os/console.js';
+
+export type TaskStatus = 'done' | 'unchanged' | 'skipped' | 'failed' | 'planned';
+
+export interface TaskReport {
+  task: string;
+  phase: 'local' | 'network';
+  status: TaskStatus;
+  /** One line per action taken (or, with --dry-run, planned). */
+  actions: string[];
+  warnings: string[];
+  error?: string;
+  durationMs: number;
+  /** Task-specific facts for machines: fingerprints, locked accounts, effective sshd settings. */
+  details: Record<string, unknown>;
+}
+
+export interface BootReport {
+  command: 'boot';
+  version: string;
+  root: string;
+  dryRun: boolean;
+  instance: { id: string; source: string; previous: string | null };
+  tasks: TaskReport[];
+  status: 'ok' | 'failed';
+  exitCode: 0 | 1;
+}
+
+/** What a task uses to say what it did; every call is also one console line. */
+export class TaskRecorder {
+  readonly report: TaskReport;
+
+  constructor(task: string, phase: 'local' | 'network', private readonly out: Console) {
+    this.report = { task, phase, status: 'done', actions: [], warnings: [], durationMs: 0, details: {} };
+  }
+
+  action(message: string): void {
+    this.report.actions.push(message);
+    this.out.info(this.report.task, message);
+  }
+
+  warn(message: string): void {
+    this.report.warnings.push(message);
+    this.out.warn(this.report.task, message);
+  }
+
+  verbose(message: string): void {
+    this.out.detail(this.report.task, message);
+  }
+
+  detail(key: string, value: unknown): void {
+    this.report.details[key] = value;
+  }
+
+  block(lines: string[]): void {
+    this.out.block(lines);
+  }
+}

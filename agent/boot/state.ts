@@ -1,0 +1,58 @@
+import { readTreeText, ensureTreeDir, writeTreeFileAtomic } from '../os/files.js';
+import type { RootTree } from '../os/root.js';
+
+// Per-instance state in /var/lib/imprint/state.json. It only ever says "this work is already
+// done for instance X": a missing, unreadable or foreign state file means the work is done
+// again, never skipped.
+
+export const STATE_DIR = '/var/lib/imprint';
+export const STATE_FILE = `${STATE_DIR}/state.json`;
+const FORMAT = 1;
+
+export interface InstanceState {
+  format: number;
+  instance: { id: string; source: string };
+  /** Task name → ISO time it completed for this instance. */
+  completed: Record<string, string>;
+}
+
+export interface LoadedState {
+  state: InstanceState | null;
+  /** Why the state was not usable, for the console (corrupt file, other instance...). */
+  problem: string | null;
+}
+
+function isInstanceState(value: unknown): value is InstanceState {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  const instance = v.instance as Record<string, unknown> | undefined;
+  const completed = v.completed as Record<string, unknown> | undefined;
+  return v.format === FORMAT && typeof instance?.id === 'string' && typeof instance.source === 'string'
+    && typeof completed === 'object' && completed !== null && Object.values(completed).every((t) => typeof t === 'string');
+}
+
+export async function loadState(root: RootTree): Promise<LoadedState> {
+  let text: string | null;
+  try {
+    text = await readTreeText(root, STATE_FILE);
+  } catch (err) {
+    return { state: null, problem: `state file unreadable (${(err as Error).message}); doing all the work again` };
+  }
+  if (text === null) return { state: null, problem: null };
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (isInstanceState(parsed)) return { state: parsed, problem: null };
+  } catch {
+    /* fall through: corrupt */
+  }
+  return { state: null, problem: `${STATE_FILE} is corrupt; doing all the work again` };
+}
+
+export async function saveState(root: RootTree, state: InstanceState): Promise<void> {
+  await ensureTreeDir(root, STATE_DIR, 0o700);
+  await writeTreeFileAtomic(root, STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, uid: 0, gid: 0 });
+}
+
+export function freshState(id: string, source: string): InstanceState {
+  return { format: FORMAT, instance: { id, source }, completed: {} };
+}

@@ -1,0 +1,28 @@
+import type { Config } from '../config.js';
+import type { RootTree } from '../os/root.js';
+import type { LocalIdentity } from '../os/identity.js';
+import type { TaskRecorder } from './report.js';
+
+/** Facts one task learns that a later task needs; the engine orders tasks so they are there. */
+export interface Facts {
+  /** `sshd -T` of the configuration in effect after the sshd task, lower-case keys. */
+  sshdEffective?: Map<string, string[]>;
+}
+
+export interface TaskContext {
+  root: RootTree;
+  config: Config;
+  instance: LocalIdentity;
+  facts: Facts;
+}
+
+export interface Task {
+  name: string;
+  phase: 'local' | 'network';
+  /** Why the task is off in this config, or null when it runs. */
+  disabledBecause(config: Config): string | null;
+  /** Lines saying what run() would do, without changing anything (--dry-run). */
+  plan(ctx: TaskContext): Promise<string[]>;
+  /** Does the work; says each action through the recorder; throws on failure. */
+  run(ctx: TaskContext, rec: TaskRecorder): Promise<'skipped' | undefined | void>;
+}

@@ -1,0 +1,61 @@
+import { parseArgs } from 'node:util';
+import { didYouMean } from '../config.js';
+import { ImprintError } from '../os/errors.js';
+
+export const COMMANDS = ['boot', 'demo', 'version', 'help'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export interface CliArgs {
+  command: Command;
+  root: string;
+  config?: string;
+  dryRun: boolean;
+  json: boolean;
+  verbose: boolean;
+  instanceId?: string;
+  keep: boolean;
+}
+
+const OPTIONS = {
+  root: { type: 'string' },
+  config: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  'instance-id': { type: 'string' },
+  keep: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+export function parseCli(argv: string[]): CliArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    const unknown = /Unknown option '(--?[^']+)'/.exec((err as Error).message)?.[1];
+    const hint = unknown ? didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace('"', '"--') : '';
+    throw new ImprintError(`${(err as Error).message.split('.')[0]}${hint}`, 'usage');
+  }
+  const { values, positionals } = parsed;
+  let command: Command = values.help ? 'help' : values.version ? 'version' : 'help';
+  if (positionals.length > 0 && !values.help) {
+    const word = positionals[0] as string;
+    if (!(COMMANDS as readonly string[]).includes(word)) throw new ImprintError(`unknown command "${word}"${didYouMean(word, COMMANDS)}`, 'usage');
+    command = word as Command;
+  }
+  if (positionals.length > 1) throw new ImprintError(`unexpected argument "${positionals[1]}"`, 'usage');
+  if (values['instance-id'] !== undefined && !/^[A-Za-z0-9._-]{1,128}$/.test(values['instance-id'])) {
+    throw new ImprintError('--instance-id takes letters, digits, ".", "_" and "-" (at most 128)', 'usage');
+  }
+  return {
+    command,
+    root: values.root ?? '/',
+    ...(values.config === undefined ? {} : { config: values.config }),
+    dryRun: values['dry-run'] ?? false,
+    json: values.json ?? false,
+    verbose: values.verbose ?? false,
+    ...(values['instance-id'] === undefined ? {} : { instanceId: values['instance-id'] }),
+    keep: values.keep ?? false,
+  };
+}

@@ -1,0 +1,58 @@
+import { VERSION } from '../version.js';
+
+export const HELP = `imprint ${VERSION} — first-boot guest agent for Linux cloud images
+
+Usage:
+  imprint boot [--root DIR] [--config FILE] [--dry-run] [--json] [--verbose] [--instance-id ID]
+  imprint demo [--json] [--keep]
+  imprint version [--json]
+  imprint help
+
+Commands:
+  boot      Make this instance (or the image tree under --root) safe and reachable, once per
+            instance: new SSH host keys (the image's are overwritten and removed), a random
+            password locked on root and every account with a usable password, sshd set to
+            keys only (checked with sshd -T before anything is replaced), and the default
+            login user with its sudo rule when the config names one. Run at every boot by
+            imprint.service; work already done for this instance is not repeated.
+  demo      Copy a small built-in image tree (known passwords, baked host keys, an sshd that
+            allows passwords) to a temporary directory, run "imprint boot --root" on it, and
+            show what changed.
+  version   Print the version.
+  help      Print this help.
+
+Options:
+  --root DIR         Work on the tree under DIR (a mounted image, a test fixture) instead of
+                     this system. Nothing outside DIR is changed; writes never follow symlinks.
+  --config FILE      Read the config from FILE. Default: /etc/imprint/imprint.yaml, or
+                     DIR/etc/imprint/imprint.yaml with --root. A missing default file means
+                     the built-in defaults, which are safe on their own.
+  --dry-run          Print what would be done; change nothing.
+  --json             Print one JSON report on stdout; the human lines go to stderr.
+  --verbose          Also print the details of each step.
+  --instance-id ID   Treat the instance as ID (default: the DMI product UUID, else
+                     /etc/machine-id; with --root only the tree's machine-id).
+  --keep             (demo) Keep the demo tree instead of removing it.
+  -h, --help         Print this help.
+
+Config (YAML, every key optional; unknown keys are errors):
+  host_keys:    enabled (true), types (auto: sshd's HostKey lines, else [ed25519, ecdsa, rsa]),
+                rsa_bits (3072), ecdsa_bits (256)
+  passwords:    enabled (true), accounts (auto: root and every account with a usable or empty
+                password), exclude ([]), method (auto: the image's ENCRYPT_METHOD if SHA512 or
+                YESCRYPT, else SHA512)
+  sshd:         enabled (true), permit_root_login (auto: prohibit-password, or no when a
+                default_user is set), use_dns (false), settings ({Keyword: value} to add;
+                password-related keywords are imprint's and refused)
+  default_user: name (required), groups ([adm, sudo]), shell (/bin/bash), gecos,
+                sudo ("ALL=(ALL) NOPASSWD:ALL", or false)
+
+Exit status:
+  0  done (or nothing left to do for this instance)
+  1  a task failed; the system was left as safe as it was found, and the task is retried at
+     the next boot
+  2  usage or config error; nothing was changed
+
+Environment:
+  IMPRINT_TEST_CRASH_AT=N  (tests only) SIGKILL the process at its Nth durable step.
+`;

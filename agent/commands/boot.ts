@@ -1,0 +1,22 @@
+import { stat } from 'node:fs/promises';
+import type { CliArgs } from '../cli/args.js';
+import { loadConfig } from '../cli/load-config.js';
+import { runBoot } from '../boot/engine.js';
+import type { BootReport } from '../boot/report.js';
+import { Console } from '../os/console.js';
+import { ImprintError } from '../os/errors.js';
+import { RootTree } from '../os/root.js';
+
+export async function checkRoot(dir: string): Promise<RootTree> {
+  const info = await stat(dir).catch(() => null);
+  if (!info?.isDirectory()) throw new ImprintError(`--root ${dir}: not a directory`, 'usage');
+  return new RootTree(dir);
+}
+
+export async function bootCommand(args: CliArgs, out: Console): Promise<BootReport> {
+  const root = await checkRoot(args.root);
+  const config = await loadConfig(root, args.config);
+  if (!args.dryRun && process.getuid?.() !== 0) throw new ImprintError('boot changes host keys and /etc/shadow: run it as root (or use --dry-run)', 'usage');
+  out.detail('config', config.source ?? 'built-in defaults');
+  return runBoot({ root, config, dryRun: args.dryRun, out, ...(args.instanceId ? { instanceId: args.instanceId } : {}) });
+}

@@ -1,0 +1,95 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { CliArgs } from '../cli/args.js';
+import { parseConfig } from '../config.js';
+import { runBoot } from '../boot/engine.js';
+import { Console } from '../os/console.js';
+import { readTreeText, listTreeDir } from '../os/files.js';
+import { RootTree } from '../os/root.js';
+import { sshdRunner } from '../os/sshd.js';
+import { hashScheme, parseAccountFile, passwordState } from '../parsers/accounts.js';
+import { parseEffectiveConfig } from '../parsers/sshd-config.js';
+import { parsePublicKey } from '../parsers/ssh-public-key.js';
+import { buildDemoImage, DEMO_USER } from './image.js';
+import { diffSnapshots, snapshotTree } from './snapshot.js';
+
+// `npm start`: a careless image, imprint boot on it, and what changed, readable in ten seconds.
+
+const DEMO_CONFIG = `# The demo image's /etc/imprint/imprint.yaml
+default_user:
+  name: ${DEMO_USER}
+  groups: [adm, sudo]
+`;
+
+const SSHD_KEYS = ['passwordauthentication', 'kbdinteractiveauthentication', 'permitemptypasswords', 'pubkeyauthentication', 'permitrootlogin', 'usedns'];
+
+interface Look {
+  keys: Map<string, string>;
+  accounts: Map<string, string>;
+  sshd: Map<string, string>;
+}
+
+async function look(root: RootTree): Promise<Look> {
+  const keys = new Map<string, string>();
+  for (const name of await listTreeDir(root, '/etc/ssh')) {
+    if (!/^ssh_host_.*_key\.pub$/.test(name)) continue;
+    const key = parsePublicKey((await readTreeText(root, `/etc/ssh/${name}`)) ?? '', name);
+    keys.set(key.label, key.fingerprint);
+  }
+  const shadow = parseAccountFile((await readTreeText(root, '/etc/shadow')) ?? '', 'shadow', '/etc/shadow');
+  const accounts = new Map(shadow.lines.filter((l) => ['root', DEMO_USER].includes(l.fields[0] as string)).map((l) => {
+    const field = l.fields[1] as string;
+    return [l.fields[0] as string, `${passwordState(field)} (${hashScheme(field)})`];
+  }));
+  const effective = parseEffectiveConfig(await (await sshdRunner(root)).effective('/etc/ssh/sshd_config'));
+  const sshd = new Map(SSHD_KEYS.map((k) => [k, effective.get(k)?.[0] ?? '?']));
+  return { keys, accounts, sshd };
+}
+
+function table(title: string, before: Map<string, string>, after: Map<string, string>): string[] {
+  const names = [...new Set([...before.keys(), ...after.keys()])];
+  const width = Math.max(...names.map((n) => n.length));
+  return [title, ...names.map((n) => {
+    const [b, a] = [before.get(n) ?? '(none)', after.get(n) ?? '(none)'];
+    return `  ${n.padEnd(width)}  ${b}${b === a ? '  (unchanged)' : `  →  ${a}`}`;
+  })];
+}
+
+export async function demoCommand(args: CliArgs): Promise<number> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'imprint-demo-'));
+  const root = new RootTree(dir);
+  try {
+    await buildDemoImage(dir);
+    await mkdir(path.join(dir, 'etc/imprint'), { recursive: true });
+    await writeFile(path.join(dir, 'etc/imprint/imprint.yaml'), DEMO_CONFIG);
+    const before = await look(root);
+    const snapBefore = await snapshotTree(dir);
+    process.stdout.write(`imprint demo: a copied image in ${dir}\n  passwords "imagepass" for root and ${DEMO_USER}, host keys baked at build time, PasswordAuthentication yes\n\n$ imprint boot --root ${dir}\n`);
+    const out = new Console({ json: false, verbose: args.verbose });
+    const config = parseConfig(DEMO_CONFIG, root.path('/etc/imprint/imprint.yaml'));
+    const started = performance.now();
+    const report = await runBoot({ root, config, dryRun: false, out });
+    const elapsed = Math.round(performance.now() - started);
+    const after = await look(root);
+    const diff = diffSnapshots(snapBefore, await snapshotTree(dir));
+    const lines = [
+      '',
+      `What changed (boot took ${elapsed} ms, exit status ${report.exitCode}):`,
+      ...table('Host keys (SHA256 fingerprints):', before.keys, after.keys),
+      ...table('Passwords (/etc/shadow):', before.accounts, after.accounts),
+      ...table('sshd, effective (sshd -T):', before.sshd, after.sshd),
+      'Files:',
+      ...diff.added.map((f) => `  + ${f}`),
+      ...diff.changed.map((f) => `  ~ ${f}`),
+      ...diff.removed.map((f) => `  - ${f}`),
+      '',
+      args.keep ? `The tree is kept in ${dir}.` : 'The demo tree has been removed (use --keep to look at it).',
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return report.exitCode;
+  } finally {
+    if (!args.keep) await rm(dir, { recursive: true, force: true });
+  }
+}

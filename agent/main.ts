@@ -1,0 +1,63 @@
+import { parseCli, type CliArgs } from './cli/args.js';
+import { HELP } from './cli/help.js';
+import { bootCommand } from './commands/boot.js';
+import { ConfigError } from './config.js';
+import { Console } from './os/console.js';
+import { ImprintError, errorMessage } from './os/errors.js';
+import { ParseError } from './parsers/errors.js';
+import { VERSION } from './version.js';
+
+// argv → command → exit status (0 done, 1 a task failed, 2 usage or config error).
+
+function usageFailure(err: unknown, json: boolean): number {
+  const problems = err instanceof ConfigError ? err.problems : [errorMessage(err)];
+  if (json) process.stdout.write(`${JSON.stringify({ status: 'error', exitCode: 2, errors: problems })}\n`);
+  for (const p of problems) process.stderr.write(`imprint: ${p}\n`);
+  if (!(err instanceof ConfigError)) process.stderr.write('imprint: see "imprint help"\n');
+  return 2;
+}
+
+async function dispatch(args: CliArgs): Promise<number> {
+  const out = new Console({ json: args.json, verbose: args.verbose, journal: process.env.JOURNAL_STREAM !== undefined && !args.json });
+  switch (args.command) {
+    case 'help':
+      process.stdout.write(HELP);
+      return 0;
+    case 'version':
+      process.stdout.write(args.json ? `${JSON.stringify({ version: VERSION })}\n` : `imprint ${VERSION}\n`);
+      return 0;
+    case 'boot': {
+      const report = await bootCommand(args, out);
+      if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return report.exitCode;
+    }
+    case 'demo': {
+      const { demoCommand } = await import('./demo/demo.js');
+      return demoCommand(args);
+    }
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: CliArgs;
+  try {
+    args = parseCli(argv);
+  } catch (err) {
+    return usageFailure(err, argv.includes('--json'));
+  }
+  try {
+    return await dispatch(args);
+  } catch (err) {
+    if (err instanceof ConfigError || (err instanceof ImprintError && (err.code === 'usage' || err.code === 'config'))) return usageFailure(err, args.json);
+    if (err instanceof ImprintError || err instanceof ParseError) {
+      process.stderr.write(`imprint: error: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`imprint: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

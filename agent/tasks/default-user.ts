@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { unlink } from 'node:fs/promises';
+import type { Task, TaskContext } from '../boot/task.js';
+import type { TaskRecorder } from '../boot/report.js';
+import type { DefaultUser } from '../config.js';
+import { ImprintError } from '../os/errors.js';
+import { readTreeText, replaceTreeFile, statTree, writeTreeFileAtomic } from '../os/files.js';
+import { addUser, checkSudoers } from '../os/shadow-utils.js';
+import { groupEntries, parseAccountFile, passwdEntries } from '../parsers/accounts.js';
+
+// The guides' "non-root user with sudo": created once, password locked (the passwords task
+// locks it and proves it), with its sudo rule in a drop-in that visudo accepts before it is
+// put in place. sudo ignores drop-in names containing a dot, so the check file is inert.
+
+export const SUDOERS_DROP_IN = '/etc/sudoers.d/90-imprint-default-user';
+
+async function existing(ctx: TaskContext, file: '/etc/passwd' | '/etc/group'): Promise<string[]> {
+  const text = await readTreeText(ctx.root, file);
+  if (text === null) throw new ImprintError(`${file} does not exist`);
+  return file === '/etc/passwd'
+    ? passwdEntries(parseAccountFile(text, 'passwd', file)).map((e) => e.name)
+    : groupEntries(parseAccountFile(text, 'group', file)).map((e) => e.name);
+}
+
+function sudoersText(user: DefaultUser): string {
+  return `# Written by imprint for the default login user; see /etc/imprint/imprint.yaml.\n${user.name} ${user.sudo}\n`;
+}
+
+export const defaultUserTask: Task = {
+  name: 'default-user',
+  phase: 'local',
+
+  disabledBecause: (config) => (config.defaultUser ? null : 'no default_user in the config'),
+
+  async plan(ctx) {
+    const user = ctx.config.defaultUser as DefaultUser;
+    const lines: string[] = [];
+    if ((await existing(ctx, '/etc/passwd')).includes(user.name)) lines.push(`${user.name} exists; would leave the account as it is`);
+    else {
+      const groups = await existing(ctx, '/etc/group');
+      lines.push(`would create ${user.name} (shell ${user.shell}, groups ${user.groups.filter((g) => groups.includes(g)).join(',') || 'none'}) with a locked password`);
+    }
+    if (user.sudo && (await readTreeText(ctx.root, SUDOERS_DROP_IN)) !== sudoersText(user)) lines.push(`would write ${SUDOERS_DROP_IN}: ${user.name} ${user.sudo}`);
+    return lines;
+  },
+
+  async run(ctx: TaskContext, rec: TaskRecorder) {
+    const user = ctx.config.defaultUser as DefaultUser;
+    if ((await existing(ctx, '/etc/passwd')).includes(user.name)) {
+      rec.action(`${user.name} already exists; account left as it is`);
+    } else {
+      const known = await existing(ctx, '/etc/group');
+      const groups = user.groups.filter((g) => known.includes(g));
+      const absent = user.groups.filter((g) => !known.includes(g));
+      if (absent.length > 0) rec.warn(`groups not in this image, left out: ${absent.join(', ')}`);
+      await addUser(ctx.root, { name: user.name, shell: user.shell, groups, gecos: user.gecos });
+      rec.action(`created ${user.name} (shell ${user.shell}, groups ${groups.join(',') || 'none'})`);
+    }
+    rec.detail('user', user.name);
+    if (!user.sudo) return undefined;
+    if ((await statTree(ctx.root, '/etc/sudoers.d')) === null) {
+      rec.warn('sudo is not installed (no /etc/sudoers.d); no sudo rule written');
+      return undefined;
+    }
+    const text = sudoersText(user);
+    if ((await readTreeText(ctx.root, SUDOERS_DROP_IN)) === text) {
+      rec.action(`${SUDOERS_DROP_IN} already grants ${user.sudo}`);
+      return undefined;
+    }
+    const check = `/etc/sudoers.d/.imprint-check-${randomBytes(4).toString('hex')}`;
+    await writeTreeFileAtomic(ctx.root, check, text, { mode: 0o440, uid: 0, gid: 0 });
+    try {
+      await checkSudoers(ctx.root.path(check));
+    } catch (err) {
+      await unlink(ctx.root.path(check)).catch(() => undefined);
+      throw new ImprintError(`visudo rejected the sudo rule "${user.sudo}"; nothing written: ${(err as Error).message}`);
+    }
+    await replaceTreeFile(ctx.root, ctx.root.path(check), SUDOERS_DROP_IN);
+    rec.action(`wrote ${SUDOERS_DROP_IN}: ${user.name} ${user.sudo}`);
+    return undefined;
+  },
+};
