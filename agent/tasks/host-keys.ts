@@ -84,6 +84,13 @@ async function fingerprintOf(ctx: TaskContext, pubInTree: string): Promise<strin
   }
 }
 
+/** A run killed during generation leaves half-made keys under hidden names: remove them. */
+async function removeStaleTemps(ctx: TaskContext, wanted: WantedKey[]): Promise<void> {
+  for (const dir of new Set(['/etc/ssh', ...wanted.map((k) => path.posix.dirname(k.path))])) {
+    for (const name of await listTreeDir(ctx.root, dir)) if (name.startsWith('.imprint-new-')) await shredTreeFile(ctx.root, `${dir}/${name}`);
+  }
+}
+
 export const hostKeysTask: Task = {
   name: 'host-keys',
   phase: 'local',
@@ -100,6 +107,7 @@ export const hostKeysTask: Task = {
 
   async run(ctx: TaskContext, rec: TaskRecorder) {
     const wanted = await wantedKeys(ctx, (m) => rec.warn(m));
+    await removeStaleTemps(ctx, wanted);
     const oldFiles = await existingHostFiles(ctx, wanted);
     const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
     for (const k of wanted) await ctx.root.assertNoSymlinks(k.path);
