@@ -110,7 +110,8 @@ export const hostKeysTask: Task = {
     await removeStaleTemps(ctx, wanted);
     const oldFiles = await existingHostFiles(ctx, wanted);
     const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
-    for (const k of wanted) await ctx.root.assertNoSymlinks(k.path);
+    // A key path that is itself a link is removed (never followed) and replaced below.
+    for (const k of wanted) await ctx.root.assertNoSymlinks(path.posix.dirname(k.path));
 
     const group = await sshKeysGroup(ctx);
     const comment = `root@${await hostname(ctx)}`;
