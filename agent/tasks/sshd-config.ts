@@ -224,6 +224,7 @@ export const sshdConfigTask: Task = {
     ctx.facts.sshdEffective = effective;
     const summary = Object.fromEntries(REPORTED.filter((k) => effective.has(k)).map((k) => [k, (effective.get(k) as string[]).join(', ')]));
     rec.detail('mode', plan.mode);
+    rec.detail('checkedWith', runner.mode);
     rec.detail('effective', summary);
     rec.action(`effective: ${['passwordauthentication', 'kbdinteractiveauthentication', 'pubkeyauthentication', 'permitrootlogin', 'permitemptypasswords'].map((k) => `${k} ${summary[k] ?? '?'}`).join(', ')}`);
     const problems = unmet(settings, effective);

@@ -24,9 +24,10 @@
 #          Network: only the Debian mirror(s) below, fetched by apt.
 #
 # Env overrides (all part of the hash):
-#   IMPRINT_DEBIAN_MIRROR           default http://deb.debian.org/debian
-#   IMPRINT_DEBIAN_SECURITY_MIRROR  default http://deb.debian.org/debian-security
-#   (the defaults are the URIs in a stock Debian 12 /etc/apt/sources.list.d/debian.sources)
+#   IMPRINT_DEBIAN_MIRROR           default: the first URI of this machine's apt sources
+#   IMPRINT_DEBIAN_SECURITY_MIRROR  default: its URI that ends in -security
+#   (read from /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list, so the
+#   image comes from the same mirror this machine's apt already uses)
 #
 # What the image looks like (a typical *unsealed* cloud image, on purpose):
 #   - root password "imagepass"; user "debian" (uid 1000, groups sudo), password
@@ -50,8 +51,17 @@ readonly IMAGE_PASSWORD=imagepass
 readonly IMAGE_USER=debian
 readonly IMAGE_MACHINE_ID=5e1f0c0ffee0b4ed1d0000000000d12a
 
-mirror=${IMPRINT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-security_mirror=${IMPRINT_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+apt_uris() {
+  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -E 's/^URIs:[[:space:]]*//' | tr ' ' '\n'
+    grep -hE '^deb[[:space:]]' /etc/apt/sources.list 2>/dev/null | sed -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/'
+  } | grep -E '^https?://' || true
+}
+mirror=${IMPRINT_DEBIAN_MIRROR:-$(apt_uris | grep -v -- '-security' | head -n 1)}
+security_mirror=${IMPRINT_DEBIAN_SECURITY_MIRROR:-$(apt_uris | grep -- '-security' | head -n 1)}
+if [ -z "$mirror" ] || [ -z "$security_mirror" ]; then
+  echo "debian-rootfs: cannot find the Debian mirror in this machine's apt sources; set IMPRINT_DEBIAN_MIRROR and IMPRINT_DEBIAN_SECURITY_MIRROR" >&2
+  exit 3
+fi
 cache_dir=${IMPRINT_ROOTFS_CACHE:-/var/cache/imprint-test}
 
 log() { printf 'debian-rootfs: %s\n' "$*" >&2; }
