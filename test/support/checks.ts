@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseAccountFile, passwordState } from '../../agent/parsers/accounts.js';
@@ -41,8 +42,12 @@ export async function hostKeyPairs(root: string): Promise<HostKeyFile[]> {
     const priv = await stat(path.join(dir, name));
     const pub = await stat(path.join(dir, `${name}.pub`));
     const pubText = await readFile(path.join(dir, `${name}.pub`), 'utf8');
-    // ssh-keygen -y derives the public key from the private one: a torn pair cannot pass.
-    const { stdout } = await exec('ssh-keygen', ['-y', '-f', path.join(dir, name)]);
+    // ssh-keygen -y derives the public key from the private one: a torn pair cannot pass. It
+    // refuses group-readable keys (0640 root:ssh_keys), so it reads a 0600 copy.
+    const scratch = await mkdtemp(path.join(tmpdir(), 'imprint-keycheck-'));
+    const copy = path.join(scratch, 'key');
+    await writeFile(copy, await readFile(path.join(dir, name)), { mode: 0o600 });
+    const { stdout } = await exec('ssh-keygen', ['-y', '-f', copy]).finally(() => rm(scratch, { recursive: true, force: true }));
     const derived = parsePublicKey(stdout);
     const stored = parsePublicKey(pubText);
     if (derived.fingerprint !== stored.fingerprint) throw new Error(`${name}: .pub does not match the private key`);

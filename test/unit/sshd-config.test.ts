@@ -97,7 +97,7 @@ describe('parsers/sshd-config', () => {
           const text = joinFile(lines, nl);
           const parsed = parseSshdConfig(text, 'sshd_config');
           assert.equal(printSshdConfig(parsed), text);
-          assert.equal(parsed.finalNewline, nl);
+          assert.equal(parsed.finalNewline, text.endsWith('\n'));
           assert.equal(parsed.file, 'sshd_config');
         }),
         { numRuns: 400 },
@@ -128,7 +128,7 @@ describe('parsers/sshd-config', () => {
         fc.property(configLines, (lines) => {
           const parsed = parseSshdConfig(joinFile(lines, true), 'f');
           const first = lines.findIndex((l) => l.kind === 'directive' && l.keyword.toLowerCase() === 'match');
-          const expectedFirst = first === -1 ? lines.length : first;
+          const expectedFirst = first === -1 ? parsed.lines.length : first;
           assert.equal(firstMatchIndex(parsed), expectedFirst);
           parsed.lines.forEach((l, i) => assert.equal(l.inMatch, i >= expectedFirst, `line ${i + 1}: ${JSON.stringify(l.raw)}`));
         }),
@@ -210,7 +210,8 @@ describe('parsers/sshd-config', () => {
   describe('withValue', () => {
     it('keeps indentation, keyword spelling and the separator of a "Keyword value" line', () => {
       fc.assert(
-        fc.property(directiveLf, value, fc.boolean(), (gen, newValue, inMatch) => {
+        // With an empty old value, trailing blanks would be indistinguishable from the separator's.
+        fc.property(directiveLf.filter((g) => g.value !== ''), value, fc.boolean(), (gen, newValue, inMatch) => {
           const line = parseSshdLine(gen.text, 'f', 1, inMatch);
           const changed = withValue(line, newValue);
           assert.equal(changed.raw, `${gen.indent}${gen.keyword}${gen.separator}${newValue}`);
