@@ -76,18 +76,25 @@ export function didYouMean(word: string, choices: readonly string[]): string {
 }
 
 class Validator {
-  readonly problems: string[] = [];
+  private readonly found: { offset: number; text: string }[] = [];
   constructor(private readonly file: string, private readonly lines: LineCounter) {}
+
+  /** Every problem, in the order they stand in the file. */
+  get problems(): string[] {
+    return [...this.found].sort((a, b) => a.offset - b.offset).map((p) => p.text);
+  }
 
   at(node: YamlNode | null | undefined, message: string): void {
     const offset = node?.range?.[0] ?? 0;
     const { line, col } = this.lines.linePos(offset);
-    this.problems.push(`${this.file}:${line}:${col}: ${message}`);
+    this.found.push({ offset, text: `${this.file}:${line}:${col}: ${message}` });
   }
 
   /** The pairs of a mapping node, with unknown keys reported against the allowed ones. */
   fields(node: YamlNode | null | undefined, where: string, allowed: readonly string[]): Map<string, YamlNode | null> {
     const out = new Map<string, YamlNode | null>();
+    // A section whose settings are all commented out ("host_keys:" alone) means the defaults.
+    if (isScalar(node) && node.value === null) return out;
     if (!isMap(node)) {
       this.at(node, `${where} must be a mapping`);
       return out;
@@ -179,8 +186,8 @@ function hostKeysSection(v: Validator, node: YamlNode | null, config: Config): v
   else if (types !== undefined) {
     const list = v.strList(types, 'host_keys.types', (s) =>
       (HOST_KEY_TYPES as string[]).includes(s) ? null : `must be one of ${HOST_KEY_TYPES.join(', ')}, not "${s}"${didYouMean(s, HOST_KEY_TYPES)}`);
-    if (list?.length === 0) v.at(types, 'host_keys.types must name at least one key type (or be "auto")');
-    else if (list) hk.types = [...new Set(list)] as HostKeyType[];
+    if (isSeq(types) && types.items.length === 0) v.at(types, 'host_keys.types must name at least one key type (or be "auto")');
+    else if (list?.length) hk.types = [...new Set(list)] as HostKeyType[];
   }
   hk.rsaBits = v.int(f.get('rsa_bits'), 'host_keys.rsa_bits', hk.rsaBits, { min: 3072, max: 16384 });
   hk.ecdsaBits = v.int(f.get('ecdsa_bits'), 'host_keys.ecdsa_bits', hk.ecdsaBits, [256, 384, 521]);
@@ -266,7 +273,7 @@ export function parseConfig(text: string, file: string): Config {
     return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  if (doc.contents === null) return config;
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return config;
   const v = new Validator(file, lines);
   const top = v.fields(doc.contents as YamlNode, 'the config', Object.keys(SECTIONS));
   for (const [key, node] of top) SECTIONS[key]?.(v, node, config);

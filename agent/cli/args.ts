@@ -35,7 +35,9 @@ export function parseCli(argv: string[]): CliArgs {
   } catch (err) {
     const unknown = /Unknown option '(--?[^']+)'/.exec((err as Error).message)?.[1];
     const hint = unknown ? didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace('"', '"--') : '';
-    throw new ImprintError(`${(err as Error).message.split('.')[0]}${hint}`, 'usage');
+    // Node appends advice about "--" for positionals; the first sentence is the one that matters.
+    const first = (err as Error).message.replace(/\. To specify a positional argument[^]*$/, '').replace(/\.$/, '');
+    throw new ImprintError(`${first}${hint}`, 'usage');
   }
   const { values, positionals } = parsed;
   let command: Command = values.help ? 'help' : values.version ? 'version' : 'help';

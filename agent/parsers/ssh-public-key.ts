@@ -35,24 +35,53 @@ export function fingerprintOf(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
+/** Reads the blob's fields after the type string; throws unless they are exactly what the type needs. */
+function keyBits(type: string, blob: Buffer, offset: number, file: string): number {
+  const fields: Buffer[] = [];
+  const take = (n: number): void => {
+    for (let i = 0; i < n; i += 1) {
+      const f = readString(blob, offset);
+      if (!f) throw new ParseError(file, 1, `truncated ${type} key`);
+      fields.push(f.value);
+      offset = f.next;
+    }
+  };
+  let bits: number;
+  const curve = /^(?:sk-)?ecdsa-sha2-nistp(256|384|521)(?:@openssh\.com)?$/.exec(type)?.[1];
+  if (type === 'ssh-ed25519' || type === 'sk-ssh-ed25519@openssh.com') {
+    take(type.startsWith('sk-') ? 2 : 1);
+    if (fields[0]?.length !== 32) throw new ParseError(file, 1, 'ed25519 key is not 32 bytes');
+    bits = 256;
+  } else if (curve) {
+    take(type.startsWith('sk-') ? 3 : 2);
+    const size = Number.parseInt(curve, 10);
+    if (fields[0]?.toString('latin1') !== `nistp${curve}`) throw new ParseError(file, 1, `ECDSA curve does not match ${type}`);
+    const point = fields[1] as Buffer;
+    if (point.length !== 1 + 2 * Math.ceil(size / 8) || point[0] !== 4) throw new ParseError(file, 1, 'ECDSA point is malformed');
+    bits = size;
+  } else if (type === 'ssh-rsa') {
+    take(2);
+    bits = mpintBits(fields[1] as Buffer);
+  } else if (type === 'ssh-dss') {
+    take(4);
+    bits = mpintBits(fields[0] as Buffer);
+  } else throw new ParseError(file, 1, `unsupported key type ${JSON.stringify(type.slice(0, 40))}`);
+  if (offset !== blob.length) throw new ParseError(file, 1, `extra bytes after the ${type} key`);
+  if (bits === 0) throw new ParseError(file, 1, `${type} key has no key material`);
+  return bits;
+}
+
 export function parsePublicKey(text: string, file = 'public key'): PublicKey {
-  const line = text.trim();
-  const [type = '', b64 = '', ...rest] = line.split(/[ \t]+/);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new ParseError(file, 1, 'key data is not base64');
+  const m = /^[ \t]*(\S+)[ \t]+(\S+)(?:[ \t]+([^]*))?$/.exec(text.replace(/[ \t\r\n]+$/, ''));
+  if (!m) throw new ParseError(file, 1, 'not "type base64 [comment]"');
+  const [, type = '', b64 = '', comment = ''] = m;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) throw new ParseError(file, 1, 'key data is not base64');
   const blob = Buffer.from(b64, 'base64');
   const inner = readString(blob, 0);
   if (!inner || inner.value.toString('latin1') !== type) throw new ParseError(file, 1, `key data does not hold a ${type} key`);
-  let bits = 0;
-  if (type === 'ssh-ed25519' || type === 'sk-ssh-ed25519@openssh.com') bits = 256;
-  else if (type.startsWith('ecdsa-sha2-nistp') || type.startsWith('sk-ecdsa-sha2-nistp')) bits = Number.parseInt(/nistp(\d+)/.exec(type)?.[1] ?? '0', 10);
-  else if (type === 'ssh-rsa') {
-    const e = readString(blob, inner.next);
-    const n = e && readString(blob, e.next);
-    if (!n) throw new ParseError(file, 1, 'truncated RSA key');
-    bits = mpintBits(n.value);
-  }
+  const bits = keyBits(type, blob, inner.next, file);
   const label = LABELS[type] ?? (type.startsWith('ecdsa-') ? 'ECDSA' : type.toUpperCase());
-  return { type, blob, comment: rest.join(' '), bits, fingerprint: fingerprintOf(blob), label };
+  return { type, blob, comment, bits, fingerprint: fingerprintOf(blob), label };
 }
 
 /** The line ssh-keygen -l prints, and cloud-init puts in its fingerprint block. */

@@ -20,8 +20,8 @@ export interface SshdConfig {
   finalNewline: boolean;
 }
 
-const DIRECTIVE = /^([ \t]*)([A-Za-z][A-Za-z0-9]*)([ \t]*=[ \t]*|[ \t]+)(.*?)[ \t\r]*$/;
-const KEYWORD_ONLY = /^[ \t]*([A-Za-z][A-Za-z0-9]*)[ \t\r]*$/;
+const DIRECTIVE = /^([ \t]*)([A-Za-z][A-Za-z0-9]*)([ \t]*=[ \t]*|[ \t]+)([^\r\n]*?)[ \t\r]*$/;
+const KEYWORD_ONLY = /^([ \t]*)([A-Za-z][A-Za-z0-9]*)[ \t\r]*$/;
 
 export function parseSshdLine(raw: string, file: string, lineNo: number, inMatch: boolean): SshdLine {
   if (raw.includes('\0')) throw new ParseError(file, lineNo, 'NUL byte in line');
@@ -31,7 +31,7 @@ export function parseSshdLine(raw: string, file: string, lineNo: number, inMatch
   const m = DIRECTIVE.exec(raw);
   if (m) return { raw, kind: 'directive', key: (m[2] as string).toLowerCase(), value: m[4] as string, inMatch };
   const k = KEYWORD_ONLY.exec(raw);
-  if (k) return { raw, kind: 'directive', key: (k[1] as string).toLowerCase(), value: '', inMatch };
+  if (k) return { raw, kind: 'directive', key: (k[2] as string).toLowerCase(), value: '', inMatch };
   throw new ParseError(file, lineNo, `not a "Keyword value" line: ${JSON.stringify(trimmed.slice(0, 60))}`);
 }
 
@@ -71,7 +71,8 @@ export function splitArgs(value: string): string[] {
 /** A copy of a directive line with a new value, keeping its indentation, keyword spelling and separator. */
 export function withValue(line: SshdLine, value: string): SshdLine {
   const m = DIRECTIVE.exec(line.raw);
-  const raw = m ? `${m[1]}${m[2]}${m[3]}${value}` : `${line.raw.trim()} ${value}`;
+  const k = KEYWORD_ONLY.exec(line.raw);
+  const raw = m ? `${m[1]}${m[2]}${m[3]}${value}` : k ? `${k[1]}${k[2]} ${value}` : `${line.raw.trim()} ${value}`;
   return { ...line, raw, value };
 }
 

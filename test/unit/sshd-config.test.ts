@@ -242,7 +242,7 @@ describe('parsers/sshd-config', () => {
 
     // BUG (agent/parsers/sshd-config.ts withValue): a bare keyword line does not match DIRECTIVE, and the
     // fallback `${line.raw.trim()} ${value}` drops its indentation, contrary to the function's contract.
-    it.skip('keeps the indentation of a bare keyword line (known bug: indentation dropped)', () => {
+    it('keeps the indentation of a bare keyword line', () => {
       assert.equal(withValue(parseSshdLine('\tUseDNS', 'f', 1, true), 'no').raw, '\tUseDNS no');
     });
   });
