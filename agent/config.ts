@@ -1,4 +1,7 @@
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
+import { didYouMean, Validator } from './config/validator.js';
+
+export { didYouMean, levenshtein } from './config/validator.js';
 import type { HostKeyType } from './os/ssh-keygen.js';
 
 // The optional YAML config (/etc/imprint/imprint.yaml). No file means safe defaults. Every
@@ -16,6 +19,38 @@ export interface DefaultUser {
   sudo: string | false;
 }
 
+export type MetadataSourceName = 'nocloud' | 'config-drive' | 'ec2';
+export const METADATA_SOURCES: readonly MetadataSourceName[] = ['nocloud', 'config-drive', 'ec2'];
+export const DEFAULT_METADATA_URL = 'http://169.254.169.254';
+
+export interface MetadataConfig {
+  /** Tried in this order; local seeds first, so a lab without a metadata service does not wait. */
+  sources: MetadataSourceName[];
+  url: string;
+  deadlineMs: number;
+  requestTimeoutMs: number;
+  imdsv1: 'auto' | 'never';
+  maxBodyBytes: number;
+}
+
+export interface AuthorizedKeysConfig {
+  enabled: boolean;
+  /** The account whose ~/.ssh/authorized_keys gets the launch keys; 'auto' = default user, else root. */
+  user: string | 'auto';
+  /** Keep options (command=, from=...) that metadata puts before a key. Off: they are dropped. */
+  allowOptions: boolean;
+}
+
+export interface ProductCodesConfig {
+  /** Empty: no check. */
+  expected: string[];
+  source: 'metadata' | 'identity-document';
+  onMismatch: 'warn' | 'fail' | 'stop-units';
+  units: string[];
+  /** PEM file (in the tree) of the region certificate that must have signed the identity document. */
+  certificate: string | null;
+}
+
 export interface Config {
   /** The file the config came from, or null when the built-in defaults are used. */
   source: string | null;
@@ -23,6 +58,9 @@ export interface Config {
   passwords: { enabled: boolean; accounts: string[] | 'auto'; exclude: string[]; method: CryptChoice };
   sshd: { enabled: boolean; permitRootLogin: PermitRootLogin; useDns: boolean; settings: Record<string, string> };
   defaultUser: DefaultUser | null;
+  metadata: MetadataConfig;
+  authorizedKeys: AuthorizedKeysConfig;
+  productCodes: ProductCodesConfig;
 }
 
 export function defaultConfig(): Config {
@@ -32,6 +70,9 @@ export function defaultConfig(): Config {
     passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
     sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
     defaultUser: null,
+    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024 },
+    authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
+    productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
   };
 }
 
@@ -50,130 +91,6 @@ export const RESERVED_SSHD_KEYWORDS = new Set([
 
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOST_KEY_TYPES: HostKeyType[] = ['ed25519', 'ecdsa', 'rsa'];
-
-export function levenshtein(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i += 1) {
-    let prev = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j += 1) {
-      const cur = row[j] as number;
-      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length] as number;
-}
-
-export function didYouMean(word: string, choices: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const choice of choices) {
-    const d = levenshtein(word.toLowerCase(), choice.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [choice, d];
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean "${best}"?)` : '';
-}
-
-class Validator {
-  private readonly found: { offset: number; text: string }[] = [];
-  constructor(private readonly file: string, private readonly lines: LineCounter) {}
-
-  /** Every problem, in the order they stand in the file. */
-  get problems(): string[] {
-    return [...this.found].sort((a, b) => a.offset - b.offset).map((p) => p.text);
-  }
-
-  at(node: YamlNode | null | undefined, message: string): void {
-    const offset = node?.range?.[0] ?? 0;
-    const { line, col } = this.lines.linePos(offset);
-    this.found.push({ offset, text: `${this.file}:${line}:${col}: ${message}` });
-  }
-
-  /** The pairs of a mapping node, with unknown keys reported against the allowed ones. */
-  fields(node: YamlNode | null | undefined, where: string, allowed: readonly string[]): Map<string, YamlNode | null> {
-    const out = new Map<string, YamlNode | null>();
-    // A section whose settings are all commented out ("host_keys:" alone) means the defaults.
-    if (isScalar(node) && node.value === null) return out;
-    if (!isMap(node)) {
-      this.at(node, `${where} must be a mapping`);
-      return out;
-    }
-    for (const pair of (node as YAMLMap).items as Pair<YamlNode, YamlNode | null>[]) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : '';
-      if (!allowed.includes(key)) {
-        const scope = where === 'the config' ? '' : ` in ${where}`;
-        this.at(pair.key, `unknown key "${key}"${scope}${didYouMean(key, allowed)}; known keys: ${allowed.join(', ')}`);
-        continue;
-      }
-      out.set(key, pair.value);
-    }
-    return out;
-  }
-
-  bool(node: YamlNode | null | undefined, where: string, fallback: boolean): boolean {
-    if (node === undefined) return fallback;
-    if (isScalar(node) && typeof node.value === 'boolean') return node.value;
-    this.at(node, `${where} must be true or false`);
-    return fallback;
-  }
-
-  int(node: YamlNode | null | undefined, where: string, fallback: number, allowed: { min: number; max: number } | readonly number[]): number {
-    if (node === undefined) return fallback;
-    const value = isScalar(node) ? node.value : undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value)) {
-      this.at(node, `${where} must be a whole number`);
-      return fallback;
-    }
-    const isList = Array.isArray(allowed);
-    const list = allowed as readonly number[];
-    const range = allowed as { min: number; max: number };
-    if (isList ? list.includes(value) : value >= range.min && value <= range.max) return value;
-    this.at(node, `${where} must be ${isList ? `one of ${list.join(', ')}` : `between ${range.min} and ${range.max}`}, not ${value}`);
-    return fallback;
-  }
-
-  str(node: YamlNode | null | undefined, where: string, check?: (s: string) => string | null): string | undefined {
-    if (node === undefined) return undefined;
-    const value = isScalar(node) ? node.value : undefined;
-    if (typeof value !== 'string') {
-      this.at(node, `${where} must be a string`);
-      return undefined;
-    }
-    if (/[\0-\x1f\x7f]/.test(value)) {
-      this.at(node, `${where} must not contain control characters or newlines`);
-      return undefined;
-    }
-    const problem = check?.(value) ?? null;
-    if (problem) {
-      this.at(node, `${where} ${problem}`);
-      return undefined;
-    }
-    return value;
-  }
-
-  choice<T extends string>(node: YamlNode | null | undefined, where: string, choices: readonly T[], fallback: T): T {
-    if (node === undefined) return fallback;
-    const value = isScalar(node) ? String(node.value) : undefined;
-    if (value !== undefined && (choices as readonly string[]).includes(value)) return value as T;
-    this.at(node, `${where} must be one of ${choices.join(', ')}${value === undefined ? '' : `, not "${value}"${didYouMean(value, choices)}`}`);
-    return fallback;
-  }
-
-  strList(node: YamlNode | null | undefined, where: string, check?: (s: string) => string | null): string[] | undefined {
-    if (node === undefined) return undefined;
-    if (!isSeq(node)) {
-      this.at(node, `${where} must be a list`);
-      return undefined;
-    }
-    const out: string[] = [];
-    for (const item of node.items as (YamlNode | null)[]) {
-      const s = this.str(item, `each entry of ${where}`, check);
-      if (s !== undefined) out.push(s);
-    }
-    return out;
-  }
-}
 
 const userName = (s: string): string | null => (USER_NAME.test(s) ? null : `"${s}" is not a valid user name (lower case letters, digits, _ and -, at most 32)`);
 
@@ -255,11 +172,92 @@ function defaultUserSection(v: Validator, node: YamlNode | null, config: Config)
   }
 }
 
+/** "120s", "500ms", "2m", or a bare number of seconds. */
+export function parseDuration(text: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(text.trim());
+  if (!m) return null;
+  const n = Number.parseFloat(m[1] as string);
+  return Math.round(n * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000));
+}
+
+function parseSize(text: string): number | null {
+  const m = /^(\d+)\s*(B|KiB|MiB)?$/.exec(text.trim());
+  if (!m) return null;
+  return Number.parseInt(m[1] as string, 10) * (m[2] === 'MiB' ? 1024 * 1024 : m[2] === 'KiB' ? 1024 : 1);
+}
+
+/** An http(s) URL with a host and nothing after the authority (paths are the client's). */
+export function metadataUrlProblem(text: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `"${text}" is not a URL`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return 'must be scheme://host[:port] only';
+  return null;
+}
+
+function scalarText(node: YamlNode | null | undefined): string | undefined {
+  if (!isScalar(node)) return undefined;
+  return typeof node.value === 'number' ? String(node.value) : typeof node.value === 'string' ? node.value : undefined;
+}
+
+function metadataSection(v: Validator, node: YamlNode | null, config: Config): void {
+  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body']);
+  const m = config.metadata;
+  const sources = v.strList(f.get('sources'), 'metadata.sources', (s) =>
+    (METADATA_SOURCES as readonly string[]).includes(s) ? null : `must be one of ${METADATA_SOURCES.join(', ')}, not "${s}"${didYouMean(s, METADATA_SOURCES)}`);
+  if (sources) m.sources = [...new Set(sources)] as MetadataSourceName[];
+  const url = v.str(f.get('url'), 'metadata.url', metadataUrlProblem);
+  if (url !== undefined) m.url = url.replace(/\/$/, '');
+  for (const [key, field, min, max] of [['deadline', 'deadlineMs', 1_000, 3_600_000], ['request_timeout', 'requestTimeoutMs', 100, 60_000]] as const) {
+    const node = f.get(key);
+    if (node === undefined) continue;
+    const ms = parseDuration(scalarText(node) ?? '');
+    if (ms === null || ms < min || ms > max) v.at(node, `metadata.${key} must be a duration such as "120s" or "500ms", between ${min} ms and ${max / 1000} s`);
+    else m[field] = ms;
+  }
+  m.imdsv1 = v.choice(f.get('imdsv1'), 'metadata.imdsv1', ['auto', 'never'] as const, m.imdsv1);
+  const maxBody = f.get('max_body');
+  if (maxBody !== undefined) {
+    const bytes = parseSize(scalarText(maxBody) ?? '');
+    if (bytes === null || bytes < 1024 || bytes > 16 * 1024 * 1024) v.at(maxBody, 'metadata.max_body must be a size such as "64KiB", between 1KiB and 16MiB');
+    else m.maxBodyBytes = bytes;
+  }
+}
+
+function authorizedKeysSection(v: Validator, node: YamlNode | null, config: Config): void {
+  const f = v.fields(node, 'authorized_keys', ['enabled', 'user', 'allow_options']);
+  const a = config.authorizedKeys;
+  a.enabled = v.bool(f.get('enabled'), 'authorized_keys.enabled', a.enabled);
+  a.user = v.str(f.get('user'), 'authorized_keys.user', (s) => (s === 'auto' ? null : userName(s))) ?? a.user;
+  a.allowOptions = v.bool(f.get('allow_options'), 'authorized_keys.allow_options', a.allowOptions);
+}
+
+function productCodesSection(v: Validator, node: YamlNode | null, config: Config): void {
+  const f = v.fields(node, 'product_codes', ['expected', 'source', 'on_mismatch', 'units', 'certificate']);
+  const p = config.productCodes;
+  p.expected = v.strList(f.get('expected'), 'product_codes.expected', (s) => (/^[A-Za-z0-9._-]{1,128}$/.test(s) ? null : `"${s}" is not a product code`)) ?? p.expected;
+  p.source = v.choice(f.get('source'), 'product_codes.source', ['metadata', 'identity-document'] as const, p.source);
+  p.onMismatch = v.choice(f.get('on_mismatch'), 'product_codes.on_mismatch', ['warn', 'fail', 'stop-units'] as const, p.onMismatch);
+  p.units = v.strList(f.get('units'), 'product_codes.units', (s) => (/^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|target|path)$/.test(s) ? null : `"${s}" is not a systemd unit name`)) ?? p.units;
+  p.certificate = v.str(f.get('certificate'), 'product_codes.certificate', (s) => (s.startsWith('/') ? null : 'must be an absolute path')) ?? p.certificate;
+  if (isMap(node)) {
+    if (p.source === 'identity-document' && p.expected.length > 0 && p.certificate === null) v.at(node, 'product_codes.certificate is required with source: identity-document (the region certificate to pin)');
+    if (p.onMismatch === 'stop-units' && p.units.length === 0) v.at(node, 'product_codes.units must name the units to stop with on_mismatch: stop-units');
+  }
+}
+
 const SECTIONS: Record<string, (v: Validator, node: YamlNode | null, config: Config) => void> = {
   host_keys: hostKeysSection,
   passwords: passwordsSection,
   sshd: sshdSection,
   default_user: defaultUserSection,
+  metadata: metadataSection,
+  authorized_keys: authorizedKeysSection,
+  product_codes: productCodesSection,
 };
 
 /** Parses and validates config text. Throws ConfigError listing every problem as file:line:col. */

@@ -1,12 +1,15 @@
 import type { Config } from '../config.js';
 import type { RootTree } from '../os/root.js';
 import type { LocalIdentity } from '../os/identity.js';
+import type { InstanceMetadata } from '../metadata/types.js';
 import type { TaskRecorder } from './report.js';
 
 /** Facts one task learns that a later task needs; the engine orders tasks so they are there. */
 export interface Facts {
   /** `sshd -T` of the configuration in effect after the sshd task, lower-case keys. */
   sshdEffective?: Map<string, string[]>;
+  /** What the metadata source said (network phase). */
+  metadata?: InstanceMetadata;
 }
 
 export interface TaskContext {

@@ -1,0 +1,36 @@
+// Preloaded by test/bench/boot-timeline.mjs (`node -r THIS dist/imprint.cjs ...`): records,
+// in ms since the process's time origin, when node's bootstrap handed over, when the bundle
+// was compiled and run, every child process (start, exit, argv[0..2]) and the exit event.
+// Writes one JSON object to $IMPRINT_TRACE_OUT at exit. Observes only; changes nothing.
+'use strict';
+const cp = require('node:child_process');
+const fs = require('node:fs');
+const Module = require('node:module');
+
+const trace = { bootstrap: performance.now(), bundleStart: null, bundleEnd: null, children: [], exit: null };
+
+const compile = Module.prototype._compile;
+Module.prototype._compile = function (content, filename) {
+  if (!filename.endsWith('imprint.cjs')) return compile.apply(this, arguments);
+  trace.bundleStart = performance.now();
+  try {
+    return compile.apply(this, arguments);
+  } finally {
+    trace.bundleEnd = performance.now();
+  }
+};
+
+const spawn = cp.spawn;
+cp.spawn = function (file, args) {
+  const start = performance.now();
+  const child = spawn.apply(this, arguments);
+  const record = { start, spawned: performance.now(), end: null, argv: [file, ...(Array.isArray(args) ? args : [])] };
+  trace.children.push(record);
+  child.on('close', () => { record.end = performance.now(); });
+  return child;
+};
+
+process.on('exit', () => {
+  trace.exit = performance.now();
+  if (process.env.IMPRINT_TRACE_OUT) fs.writeFileSync(process.env.IMPRINT_TRACE_OUT, JSON.stringify(trace));
+});
