@@ -1,56 +1,41 @@
 import type { Config } from '../config.js';
+import { resolveMetadata } from '../metadata/resolve.js';
 import type { Console } from '../os/console.js';
 import { errorMessage } from '../os/errors.js';
-import { localIdentity } from '../os/identity.js';
+import { localIdentity, type LocalIdentity } from '../os/identity.js';
 import type { RootTree } from '../os/root.js';
-import { defaultUserTask } from '../tasks/default-user.js';
-import { hostKeysTask } from '../tasks/host-keys.js';
-import { passwordsTask } from '../tasks/passwords.js';
-import { sshdConfigTask } from '../tasks/sshd-config.js';
+import { notifyExtendTimeout, notifyStatus, notifySystemd } from '../os/systemd-notify.js';
 import { VERSION } from '../version.js';
-import { TaskRecorder, type BootReport } from './report.js';
+import { LOCAL_TASKS, NETWORK_TASKS } from './phases.js';
+import { TaskRecorder, type BootReport, type MetadataReport } from './report.js';
 import { freshState, loadState, saveState, type InstanceState } from './state.js';
 import type { Task, TaskContext } from './task.js';
-
-/**
- * The local phase, in dependency order: host keys first (sshd cannot check a config without
- * them), then sshd (its effective UsePAM decides how passwords may be locked), the default
- * user, then passwords (which locks the default user too).
- */
-export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defaultUserTask, passwordsTask];
 
 export interface BootOptions {
   root: RootTree;
   config: Config;
   dryRun: boolean;
   instanceId?: string;
+  /** The metadata endpoint was named explicitly (so an offline tree may use it). */
+  explicitMetadataUrl?: boolean;
   out: Console;
 }
 
-export async function runBoot(opts: BootOptions): Promise<BootReport> {
-  const { root, config, out } = opts;
-  const instance = await localIdentity(root, opts.instanceId);
-  const loaded = await loadState(root);
-  if (loaded.problem) out.warn('state', loaded.problem);
-  const previous = loaded.state?.instance.id ?? null;
-  // Only a state written for this very instance may skip work. No identity at all means no
-  // state can be trusted: the work is done on every boot.
-  const sameInstance = instance.source !== 'none' && loaded.state !== null && previous === instance.id;
-  const state: InstanceState = sameInstance && loaded.state ? loaded.state : freshState(instance.id, instance.source);
-  if (instance.source === 'none') out.warn('instance', 'no instance identity (no DMI UUID, no machine-id): doing all the work, and remembering none of it');
-  else if (!sameInstance) out.info('instance', `${instance.id} (${instance.source})${previous ? `: new instance, was ${previous}` : ': first boot'}`);
-  else out.info('instance', `${instance.id} (${instance.source}): already provisioned`);
+interface Run {
+  opts: BootOptions;
+  ctx: TaskContext;
+  state: InstanceState;
+  report: BootReport;
+  /** State is remembered only when the instance has an identity to key it by. */
+  persist: boolean;
+}
 
-  const report: BootReport = {
-    command: 'boot', version: VERSION, root: root.dir, dryRun: opts.dryRun,
-    instance: { id: instance.id, source: instance.source, previous }, tasks: [], status: 'ok', exitCode: 0,
-  };
-  const ctx: TaskContext = { root, config, instance, facts: {} };
-
-  for (const task of LOCAL_TASKS) {
-    const rec = new TaskRecorder(task.name, task.phase, out);
+async function runTasks(run: Run, tasks: readonly Task[]): Promise<void> {
+  const { opts, ctx, state, report } = run;
+  for (const task of tasks) {
+    const rec = new TaskRecorder(task.name, task.phase, opts.out);
     const started = performance.now();
-    const disabled = task.disabledBecause(config);
+    const disabled = task.disabledBecause(opts.config);
     try {
       if (disabled) {
         rec.report.status = 'skipped';
@@ -62,23 +47,117 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
         rec.report.status = 'planned';
         for (const line of await task.plan(ctx)) rec.action(line);
       } else {
+        void notifyStatus(`${task.phase} phase: ${task.name}`);
         const outcome = await task.run(ctx, rec);
         rec.report.status = outcome === 'skipped' ? 'skipped' : 'done';
         state.completed[task.name] = new Date().toISOString();
-        if (instance.source !== 'none') await saveState(root, state);
+        if (run.persist) await saveState(opts.root, state);
       }
     } catch (err) {
       rec.report.status = 'failed';
       rec.report.error = errorMessage(err);
-      out.error(task.name, rec.report.error);
+      opts.out.error(task.name, rec.report.error);
     }
     rec.report.durationMs = Math.round(performance.now() - started);
-    report.tasks.push(rec.report);
+    const earlier = report.tasks.findIndex((t) => t.task === task.name);
+    if (earlier === -1) report.tasks.push(rec.report);
+    else report.tasks[earlier] = rec.report; // redone for a newly discovered instance
   }
+}
+
+function stateFor(hint: LocalIdentity, loaded: InstanceState | null): { state: InstanceState; same: boolean } {
+  const same = hint.source !== 'none' && loaded !== null && loaded.hint.id === hint.id;
+  return { state: same && loaded ? loaded : freshState({ id: hint.id, source: hint.source }), same };
+}
+
+/** Asks the metadata sources who this instance is, then runs the network tasks. */
+async function networkPhase(run: Run): Promise<void> {
+  const { opts, ctx, report } = run;
+  const wanted = NETWORK_TASKS.filter((t) => t.disabledBecause(opts.config) === null);
+  if (wanted.length === 0 || opts.dryRun) {
+    if (opts.dryRun && wanted.length > 0) opts.out.info('metadata', `would ask: ${opts.config.metadata.sources.join(', ')}`);
+    await runTasks(run, NETWORK_TASKS);
+    return;
+  }
+  void notifyStatus('network phase: asking the metadata service');
+  const meta: MetadataReport = { source: null, instanceId: null, protocol: null, rejected: [], error: null };
+  report.metadata = meta;
+  let resolved;
+  try {
+    resolved = await resolveMetadata({
+      root: opts.root, config: opts.config.metadata, explicitUrl: opts.explicitMetadataUrl ?? false,
+      note: (line) => opts.out.info('metadata', line),
+      hooks: {
+        log: (line) => opts.out.detail('metadata', line),
+        waiting: (why, deadline) => void notifyExtendTimeout(Math.min(deadline.remaining(), 10_000) + 5_000, why),
+      },
+    });
+  } catch (err) {
+    meta.error = errorMessage(err);
+    if (wanted.every((t) => run.state.completed[t.name])) {
+      // A reboot of a provisioned instance: its keys are in place; an unreachable service is
+      // worth a warning, not a failed boot.
+      opts.out.warn('metadata', `${meta.error}; this instance was provisioned before, keeping what is in place`);
+      await runTasks(run, NETWORK_TASKS);
+      return;
+    }
+    opts.out.error('metadata', meta.error);
+    for (const task of wanted) report.tasks.push({ task: task.name, phase: 'network', status: 'failed', actions: [], warnings: [], error: 'no metadata', durationMs: 0, details: {} });
+    return;
+  }
+  try {
+    const md = resolved.metadata;
+    if (!md) {
+      opts.out.info('metadata', `no source answered (${opts.config.metadata.sources.join(', ')}); network tasks skipped`);
+      for (const task of wanted) report.tasks.push({ task: task.name, phase: 'network', status: 'skipped', actions: [], warnings: [], durationMs: 0, details: {} });
+      return;
+    }
+    Object.assign(meta, { source: md.source, instanceId: md.instanceId, protocol: resolved.protocol ?? null, rejected: md.rejected });
+    opts.out.info('metadata', `${md.source}${resolved.protocol ? ` (${resolved.protocol})` : ''}: instance ${md.instanceId}, ${md.keys.length} key(s)${md.productCodes ? `, product codes ${md.productCodes.join(',') || 'none'}` : ''}`);
+    for (const r of md.rejected) opts.out.warn('metadata', `rejected ${r}`);
+    ctx.facts.metadata = md;
+    const known = run.state.instanceId;
+    if (known !== null && known !== md.instanceId) {
+      // Same local hint, other instance (a clone that kept its machine-id, containers sharing
+      // a DMI UUID): everything done for the old instance is done again for this one.
+      opts.out.info('instance', `metadata says ${md.instanceId}, the state was for ${known}: new instance, doing the local work again`);
+      run.state = freshState(run.state.hint);
+      run.state.instanceId = md.instanceId;
+      await runTasks(run, LOCAL_TASKS);
+    }
+    run.state.instanceId = md.instanceId;
+    report.instance.id = md.instanceId;
+    await runTasks(run, NETWORK_TASKS);
+  } finally {
+    await resolved.close();
+  }
+}
+
+export async function runBoot(opts: BootOptions): Promise<BootReport> {
+  const { root, config, out } = opts;
+  const hint = await localIdentity(root, opts.instanceId);
+  const loaded = await loadState(root);
+  if (loaded.problem) out.warn('state', loaded.problem);
+  const { state, same } = stateFor(hint, loaded.state);
+  const previous = loaded.state?.hint.id ?? null;
+  if (hint.source === 'none') out.warn('instance', 'no local identity (no DMI UUID, no machine-id): doing the local work again');
+  else if (!same) out.info('instance', `${hint.id} (${hint.source})${previous ? `: new instance, was ${previous}` : ': first boot'}`);
+  else out.info('instance', `${hint.id} (${hint.source}): already provisioned${state.instanceId ? ` as ${state.instanceId}` : ''}`);
+
+  const report: BootReport = {
+    command: 'boot', version: VERSION, root: root.dir, dryRun: opts.dryRun,
+    instance: { id: state.instanceId ?? hint.id, source: hint.source, previous }, metadata: null, tasks: [], status: 'ok', exitCode: 0,
+  };
+  const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none' };
+  await runTasks(run, LOCAL_TASKS);
+  // Host keys exist and sshd is keys-only: sshd may start while the network phase goes on.
+  if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: 'local phase done; asking the metadata service' });
+  await networkPhase(run);
   if (report.tasks.some((t) => t.status === 'failed')) {
     report.status = 'failed';
     report.exitCode = 1;
-    out.error('boot', `failed: ${report.tasks.filter((t) => t.status === 'failed').map((t) => t.task).join(', ')}; the rest is done and will be retried at next boot`);
+    out.error('boot', `failed: ${report.tasks.filter((t) => t.status === 'failed').map((t) => t.task).join(', ')}; the rest is done, and what failed is retried at next boot`);
   }
+  if (!opts.dryRun) void notifyStatus(report.status === 'ok' ? 'done' : `failed: ${report.tasks.filter((t) => t.status === 'failed').map((t) => t.task).join(', ')}`);
   return report;
 }

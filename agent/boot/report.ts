@@ -15,12 +15,21 @@ export interface TaskReport {
   details: Record<string, unknown>;
 }
 
+export interface MetadataReport {
+  source: string | null;
+  instanceId: string | null;
+  protocol: string | null;
+  rejected: string[];
+  error: string | null;
+}
+
 export interface BootReport {
   command: 'boot';
   version: string;
   root: string;
   dryRun: boolean;
   instance: { id: string; source: string; previous: string | null };
+  metadata: MetadataReport | null;
   tasks: TaskReport[];
   status: 'ok' | 'failed';
   exitCode: 0 | 1;

@@ -2,8 +2,9 @@ import { readTreeText, ensureTreeDir, writeTreeFileAtomic } from '../os/files.js
 import type { RootTree } from '../os/root.js';
 
 // Per-instance state in /var/lib/imprint/state.json. It only ever says "this work is already
-// done for instance X": a missing, unreadable or foreign state file means the work is done
-// again, never skipped.
+// done for this instance": a missing, unreadable or foreign state file means the work is done
+// again, never skipped. The instance is known first by a local hint (DMI UUID, machine-id),
+// then by the metadata instance-id; a change of either is a new instance.
 
 export const STATE_DIR = '/var/lib/imprint';
 export const STATE_FILE = `${STATE_DIR}/state.json`;
@@ -11,23 +12,27 @@ const FORMAT = 1;
 
 export interface InstanceState {
   format: number;
-  instance: { id: string; source: string };
+  /** The local hint the work was done under, and where it came from. */
+  hint: { id: string; source: string };
+  /** The metadata instance-id, once a source has said it. */
+  instanceId: string | null;
   /** Task name → ISO time it completed for this instance. */
   completed: Record<string, string>;
 }
 
 export interface LoadedState {
   state: InstanceState | null;
-  /** Why the state was not usable, for the console (corrupt file, other instance...). */
+  /** Why the state was not usable, for the console (corrupt file...). */
   problem: string | null;
 }
 
 function isInstanceState(value: unknown): value is InstanceState {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  const instance = v.instance as Record<string, unknown> | undefined;
+  const hint = v.hint as Record<string, unknown> | undefined;
   const completed = v.completed as Record<string, unknown> | undefined;
-  return v.format === FORMAT && typeof instance?.id === 'string' && typeof instance.source === 'string'
+  return v.format === FORMAT && typeof hint?.id === 'string' && typeof hint.source === 'string'
+    && (v.instanceId === null || typeof v.instanceId === 'string')
     && typeof completed === 'object' && completed !== null && Object.values(completed).every((t) => typeof t === 'string');
 }
 
@@ -53,6 +58,6 @@ export async function saveState(root: RootTree, state: InstanceState): Promise<v
   await writeTreeFileAtomic(root, STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, uid: 0, gid: 0 });
 }
 
-export function freshState(id: string, source: string): InstanceState {
-  return { format: FORMAT, instance: { id, source }, completed: {} };
+export function freshState(hint: { id: string; source: string }): InstanceState {
+  return { format: FORMAT, hint, instanceId: null, completed: {} };
 }

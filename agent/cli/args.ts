@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { didYouMean } from '../config.js';
+import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 
 export const COMMANDS = ['boot', 'demo', 'version', 'help'] as const;
@@ -13,6 +13,8 @@ export interface CliArgs {
   json: boolean;
   verbose: boolean;
   instanceId?: string;
+  metadataUrl?: string;
+  metadataDeadlineMs?: number;
   keep: boolean;
 }
 
@@ -23,6 +25,8 @@ const OPTIONS = {
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   'instance-id': { type: 'string' },
+  'metadata-url': { type: 'string' },
+  'metadata-deadline': { type: 'string' },
   keep: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -50,8 +54,17 @@ export function parseCli(argv: string[]): CliArgs {
   if (values['instance-id'] !== undefined && !/^[A-Za-z0-9._-]{1,128}$/.test(values['instance-id'])) {
     throw new ImprintError('--instance-id takes letters, digits, ".", "_" and "-" (at most 128)', 'usage');
   }
+  const url = values['metadata-url'];
+  const urlProblem = url === undefined ? null : metadataUrlProblem(url);
+  if (urlProblem) throw new ImprintError(`--metadata-url ${urlProblem}`, 'usage');
+  const deadline = values['metadata-deadline'] === undefined ? undefined : parseDuration(values['metadata-deadline']);
+  if (deadline === null || (deadline !== undefined && (deadline < 1 || deadline > 3_600_000))) {
+    throw new ImprintError('--metadata-deadline takes a duration such as 120s, 500ms or 2m (at most 1h)', 'usage');
+  }
   return {
     command,
+    ...(url === undefined ? {} : { metadataUrl: url.replace(/\/$/, '') }),
+    ...(deadline === undefined ? {} : { metadataDeadlineMs: deadline }),
     root: values.root ?? '/',
     ...(values.config === undefined ? {} : { config: values.config }),
     dryRun: values['dry-run'] ?? false,

@@ -11,8 +11,29 @@ export interface PublicKey {
   bits: number;
   /** "SHA256:..." as ssh-keygen -l prints it. */
   fingerprint: string;
-  /** ED25519, ECDSA, RSA... as ssh-keygen -l prints it in parentheses. */
+  /** ED25519, ECDSA, RSA... as ssh-keygen -l prints it in parentheses (ED25519-CERT for a certificate). */
   label: string;
+  /** Present for an OpenSSH certificate ("*-cert-v01@openssh.com"); the fields above describe its key. */
+  certificate?: Certificate;
+}
+
+/** The parsed body of an OpenSSH certificate (PROTOCOL.certkeys). Strings are untrusted text. */
+export interface Certificate {
+  /** The certified key's own type ("ssh-ed25519" for "ssh-ed25519-cert-v01@openssh.com"). */
+  keyType: string;
+  /** The certified key alone, as its plain public key blob (what the fingerprint is taken over). */
+  keyBlob: Buffer;
+  serial: bigint;
+  kind: 'user' | 'host';
+  keyId: string;
+  principals: string[];
+  validAfter: bigint;
+  validBefore: bigint;
+  criticalOptions: string[];
+  extensions: string[];
+  /** The signing CA's fingerprint ("SHA256:..."). */
+  caFingerprint: string;
+  caType: string;
 }
 
 function readString(blob: Buffer, offset: number): { value: Buffer; next: number } | null {
@@ -35,8 +56,11 @@ export function fingerprintOf(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
-/** Reads the blob's fields after the type string; throws unless they are exactly what the type needs. */
-function keyBits(type: string, blob: Buffer, offset: number, file: string): number {
+/**
+ * Reads the key fields of a plain key type starting at offset; throws unless they are what the
+ * type needs. Returns the key size and where the fields end.
+ */
+function keyFields(type: string, blob: Buffer, offset: number, file: string): { bits: number; next: number } {
   const fields: Buffer[] = [];
   const take = (n: number): void => {
     for (let i = 0; i < n; i += 1) {
@@ -66,9 +90,104 @@ function keyBits(type: string, blob: Buffer, offset: number, file: string): numb
     take(4);
     bits = mpintBits(fields[0] as Buffer);
   } else throw new ParseError(file, 1, `unsupported key type ${JSON.stringify(type.slice(0, 40))}`);
-  if (offset !== blob.length) throw new ParseError(file, 1, `extra bytes after the ${type} key`);
   if (bits === 0) throw new ParseError(file, 1, `${type} key has no key material`);
+  return { bits, next: offset };
+}
+
+/** Reads the blob's fields after the type string; throws unless they are exactly what the type needs. */
+function keyBits(type: string, blob: Buffer, offset: number, file: string): number {
+  const { bits, next } = keyFields(type, blob, offset, file);
+  if (next !== blob.length) throw new ParseError(file, 1, `extra bytes after the ${type} key`);
   return bits;
+}
+
+const CERT_SUFFIX = '-cert-v01@openssh.com';
+
+/** "ssh-ed25519-cert-v01@openssh.com" → "ssh-ed25519", "sk-ssh-ed25519-cert-v01@openssh.com" → "sk-ssh-ed25519@openssh.com"; null for a plain type. */
+export function certifiedKeyType(certType: string): string | null {
+  if (!certType.endsWith(CERT_SUFFIX)) return null;
+  const base = certType.slice(0, -CERT_SUFFIX.length);
+  return base.startsWith('sk-') ? `${base}@openssh.com` : base;
+}
+
+function sshString(data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  return Buffer.concat([len, data]);
+}
+
+/** A string field that is itself a list of strings (principals), or of name/data pairs (options). */
+function stringList(field: Buffer, pairs: boolean, what: string, file: string): string[] {
+  const names: string[] = [];
+  let offset = 0;
+  while (offset < field.length) {
+    const name = readString(field, offset);
+    if (!name) throw new ParseError(file, 1, `certificate ${what} are malformed`);
+    offset = name.next;
+    if (pairs) {
+      const data = readString(field, offset);
+      if (!data) throw new ParseError(file, 1, `certificate ${what} are malformed`);
+      offset = data.next;
+    }
+    names.push(name.value.toString('utf8'));
+  }
+  return names;
+}
+
+/** Parses the body of a certificate blob (after its type string) the way PROTOCOL.certkeys lays it out. */
+function certificateBody(certType: string, keyType: string, blob: Buffer, offset: number, file: string): { bits: number; cert: Certificate } {
+  const nonce = readString(blob, offset);
+  if (!nonce) throw new ParseError(file, 1, `truncated ${certType} certificate`);
+  const keyStart = nonce.next;
+  const { bits, next: keyEnd } = keyFields(keyType, blob, keyStart, file);
+  offset = keyEnd;
+  const u64 = (): bigint => {
+    if (offset + 8 > blob.length) throw new ParseError(file, 1, `truncated ${certType} certificate`);
+    const v = blob.readBigUInt64BE(offset);
+    offset += 8;
+    return v;
+  };
+  const u32 = (): number => {
+    if (offset + 4 > blob.length) throw new ParseError(file, 1, `truncated ${certType} certificate`);
+    const v = blob.readUInt32BE(offset);
+    offset += 4;
+    return v;
+  };
+  const str = (): Buffer => {
+    const f = readString(blob, offset);
+    if (!f) throw new ParseError(file, 1, `truncated ${certType} certificate`);
+    offset = f.next;
+    return f.value;
+  };
+  const serial = u64();
+  const kindCode = u32();
+  if (kindCode !== 1 && kindCode !== 2) throw new ParseError(file, 1, `certificate type ${kindCode} is neither user (1) nor host (2)`);
+  const keyId = str().toString('utf8');
+  const principals = stringList(str(), false, 'principals', file);
+  const validAfter = u64();
+  const validBefore = u64();
+  const criticalOptions = stringList(str(), true, 'critical options', file);
+  const extensions = stringList(str(), true, 'extensions', file);
+  str(); // reserved
+  const caBlob = str();
+  const signature = str();
+  if (offset !== blob.length) throw new ParseError(file, 1, `extra bytes after the ${certType} certificate`);
+  // The CA is a plain key (OpenSSH refuses a certificate as a CA), and the signature names its algorithm.
+  const caInner = readString(caBlob, 0);
+  const caType = caInner?.value.toString('latin1') ?? '';
+  if (!caInner || certifiedKeyType(caType) !== null) throw new ParseError(file, 1, 'certificate signing key is not a plain public key');
+  keyBits(caType, caBlob, caInner.next, file);
+  const sigType = readString(signature, 0);
+  const sigData = sigType ? readString(signature, sigType.next) : null;
+  if (!sigType || sigType.value.length === 0 || !sigData) throw new ParseError(file, 1, 'certificate signature is malformed');
+  const keyBlob = Buffer.concat([sshString(Buffer.from(keyType, 'latin1')), blob.subarray(keyStart, keyEnd)]);
+  return {
+    bits,
+    cert: {
+      keyType, keyBlob, serial, kind: kindCode === 1 ? 'user' : 'host', keyId, principals, validAfter, validBefore,
+      criticalOptions, extensions, caFingerprint: fingerprintOf(caBlob), caType,
+    },
+  };
 }
 
 export function parsePublicKey(text: string, file = 'public key'): PublicKey {
@@ -79,9 +198,15 @@ export function parsePublicKey(text: string, file = 'public key'): PublicKey {
   const blob = Buffer.from(b64, 'base64');
   const inner = readString(blob, 0);
   if (!inner || inner.value.toString('latin1') !== type) throw new ParseError(file, 1, `key data does not hold a ${type} key`);
+  const keyType = certifiedKeyType(type);
+  const labelOf = (t: string): string => LABELS[t] ?? (t.startsWith('ecdsa-') ? 'ECDSA' : t.toUpperCase());
+  if (keyType !== null) {
+    // A certificate: ssh-keygen -l reports the certified key's size and fingerprint, labelled -CERT.
+    const { bits, cert } = certificateBody(type, keyType, blob, inner.next, file);
+    return { type, blob, comment, bits, fingerprint: fingerprintOf(cert.keyBlob), label: `${labelOf(keyType)}-CERT`, certificate: cert };
+  }
   const bits = keyBits(type, blob, inner.next, file);
-  const label = LABELS[type] ?? (type.startsWith('ecdsa-') ? 'ECDSA' : type.toUpperCase());
-  return { type, blob, comment, bits, fingerprint: fingerprintOf(blob), label };
+  return { type, blob, comment, bits, fingerprint: fingerprintOf(blob), label: labelOf(type) };
 }
 
 /** The line ssh-keygen -l prints, and cloud-init puts in its fingerprint block. */

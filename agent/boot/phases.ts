@@ -1,0 +1,15 @@
+import { defaultUserTask } from '../tasks/default-user.js';
+import { hostKeysTask } from '../tasks/host-keys.js';
+import { passwordsTask } from '../tasks/passwords.js';
+import { sshdConfigTask } from '../tasks/sshd-config.js';
+import type { Task } from './task.js';
+
+/**
+ * The local phase, in dependency order: host keys first (sshd cannot check a config without
+ * them), then sshd (its effective UsePAM decides how passwords may be locked), the default
+ * user, then passwords (which locks the default user too).
+ */
+export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defaultUserTask, passwordsTask];
+
+/** The network phase: everything that needs what the metadata source said. */
+export const NETWORK_TASKS: readonly Task[] = [];

@@ -1,0 +1,141 @@
+import type { MetadataConfig } from '../config.js';
+import { ImprintError } from '../os/errors.js';
+import { HttpClient, TransientHttpError, type HttpResponse } from '../os/http.js';
+import { Deadline, delay } from './deadline.js';
+import { INSTANCE_ID, type IdentityDocument, type InstanceMetadata, type LaunchKey } from './types.js';
+
+// The EC2 instance metadata API, as AWS, 3DS Outscale, OpenStack and Eucalyptus serve it.
+// IMDSv2 first: a session token from PUT /latest/api/token, reused, renewed on 401. IMDSv1
+// only when the service plainly has no v2 (404/405 on the PUT, or a PUT it ignores), never
+// after a 401/403, and never with `imdsv1: never`. 403 means the operator turned metadata off.
+
+const TOKEN_TTL_SECONDS = '21600';
+const TOKEN_SHAPE = /^[A-Za-z0-9+/=_.-]{1,1024}$/;
+
+export class MetadataDisabledError extends ImprintError {}
+
+export interface Ec2Hooks {
+  /** Called before each wait between attempts (systemd hears STATUS= and EXTEND_TIMEOUT_USEC=). */
+  waiting?: (why: string, deadline: Deadline) => void;
+  /** One line per request, for --verbose; never carries the token. */
+  log?: (line: string) => void;
+}
+
+type Session = { kind: 'v2'; token: string } | { kind: 'v1' };
+
+export class Ec2MetadataClient {
+  private readonly http: HttpClient;
+  private session: Session | null = null;
+
+  constructor(private readonly config: MetadataConfig, private readonly deadline: Deadline, private readonly hooks: Ec2Hooks = {}) {
+    this.http = new HttpClient({ maxBodyBytes: config.maxBodyBytes });
+  }
+
+  get protocol(): 'IMDSv2' | 'IMDSv1' | 'none yet' {
+    return this.session === null ? 'none yet' : this.session.kind === 'v2' ? 'IMDSv2' : 'IMDSv1';
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  /** Sends one request, retrying transient failures and 5xx answers until the deadline. */
+  private async attempt(method: 'GET' | 'PUT', path: string, headers: Record<string, string>): Promise<HttpResponse> {
+    let lastProblem = 'no attempt made';
+    for (let attempt = 0; ; attempt += 1) {
+      if (this.deadline.expired) {
+        throw new ImprintError(`metadata service at ${this.config.url} gave no usable answer within ${Math.round(this.deadline.totalMs / 1000)} s (last: ${lastProblem})`);
+      }
+      const started = performance.now();
+      try {
+        const res = await this.http.send(method, `${this.config.url}${path}`, headers, Math.min(this.config.requestTimeoutMs, this.deadline.remaining()));
+        this.hooks.log?.(`${method} ${path} ${res.status} ${Math.round(performance.now() - started)} ms`);
+        if (res.status < 500) return res;
+        lastProblem = `${method} ${path}: HTTP ${res.status}`;
+      } catch (err) {
+        if (!(err instanceof TransientHttpError)) throw err;
+        lastProblem = err.message;
+        this.hooks.log?.(`${method} ${path} failed: ${err.message}`);
+      }
+      const wait = this.deadline.backoffMs(attempt);
+      this.hooks.waiting?.(`waiting for the metadata service (${lastProblem})`, this.deadline);
+      await delay(wait);
+    }
+  }
+
+  private async startSession(): Promise<Session> {
+    const res = await this.attempt('PUT', '/latest/api/token', { 'X-aws-ec2-metadata-token-ttl-seconds': TOKEN_TTL_SECONDS });
+    if (res.status === 200) {
+      const token = res.body.trim();
+      // A service that ignores PUT answers it like a GET: whatever it sends is not a token.
+      if (TOKEN_SHAPE.test(token) && res.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined) return { kind: 'v2', token };
+      return this.fallBack('the service ignores the token PUT');
+    }
+    if (res.status === 404 || res.status === 405) return this.fallBack(`the token PUT answered ${res.status}`);
+    if (res.status === 403) throw new MetadataDisabledError('the metadata service answered 403: it is disabled for this instance');
+    if (res.status === 401) throw new ImprintError('the metadata service refused a token (401); not falling back to IMDSv1');
+    throw new ImprintError(`the token PUT answered HTTP ${res.status}`);
+  }
+
+  private fallBack(why: string): Session {
+    if (this.config.imdsv1 === 'never') throw new ImprintError(`IMDSv2 is not available (${why}) and the config says imdsv1: never`);
+    this.hooks.log?.(`IMDSv1: ${why}`);
+    return { kind: 'v1' };
+  }
+
+  /** GETs a path; null when the service answers 404 (the thing does not exist). */
+  async get(path: string): Promise<string | null> {
+    for (let renewals = 0; renewals < 2; renewals += 1) {
+      this.session ??= await this.startSession();
+      const headers: Record<string, string> = this.session.kind === 'v2' ? { 'X-aws-ec2-metadata-token': this.session.token } : {};
+      const res = await this.attempt('GET', path, headers);
+      if (res.status === 200) return res.body;
+      if (res.status === 404) return null;
+      if (res.status === 403) throw new MetadataDisabledError(`${path}: the metadata service answered 403: it is disabled for this instance`);
+      if (res.status === 401) {
+        if (this.session.kind === 'v1') throw new ImprintError(`${path}: the service now demands a token (401) it refused to issue`);
+        this.session = null; // expired or revoked: one new token, then give up
+        continue;
+      }
+      throw new ImprintError(`${path}: HTTP ${res.status}`);
+    }
+    throw new ImprintError(`${path}: 401 again with a fresh token`);
+  }
+
+  /** Everything the network phase needs, each value checked on its own. */
+  async read(): Promise<InstanceMetadata> {
+    const rejected: string[] = [];
+    const id = (await this.get('/latest/meta-data/instance-id'))?.trim() ?? '';
+    if (!INSTANCE_ID.test(id)) throw new ImprintError(`instance-id ${JSON.stringify(id.slice(0, 80))} is not a valid instance id`);
+
+    const keys: LaunchKey[] = [];
+    const listing = await this.get('/latest/meta-data/public-keys/');
+    for (const line of (listing ?? '').split('\n').map((l) => l.trim()).filter(Boolean)) {
+      const m = /^(\d{1,4})=([^\0-\x1f\x7f]{0,255})$/.exec(line);
+      if (!m) {
+        rejected.push(`public-keys/: line ${JSON.stringify(line.slice(0, 60))} is not "N=name"`);
+        continue;
+      }
+      const text = await this.get(`/latest/meta-data/public-keys/${m[1]}/openssh-key`);
+      if (text === null) rejected.push(`public-keys/${m[1]}: no openssh-key`);
+      else keys.push({ origin: `public-keys/${m[1]}`, name: m[2] as string, text });
+    }
+
+    const codesText = await this.get('/latest/meta-data/product-codes');
+    let productCodes: string[] | null = null;
+    if (codesText !== null) {
+      productCodes = [];
+      for (const code of codesText.split('\n').map((c) => c.trim()).filter(Boolean)) {
+        if (/^[A-Za-z0-9._-]{1,128}$/.test(code)) productCodes.push(code);
+        else rejected.push(`product-codes: ${JSON.stringify(code.slice(0, 40))} is not a product code`);
+      }
+    }
+
+    const identityDocument = async (): Promise<IdentityDocument | null> => {
+      const document = await this.get('/latest/dynamic/instance-identity/document');
+      const pkcs7 = await this.get('/latest/dynamic/instance-identity/rsa2048');
+      return document === null || pkcs7 === null ? null : { document, pkcs7: pkcs7.replace(/\s+/g, '') };
+    };
+    return { source: 'ec2', instanceId: id, keys, productCodes, identityDocument, rejected };
+  }
+}

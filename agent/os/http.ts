@@ -1,0 +1,84 @@
+import { Agent, errors as undiciErrors, request } from 'undici';
+import { ImprintError } from './errors.js';
+
+// The agent's only way onto the network: one undici Agent with connect, header and body
+// deadlines and a response size bound, and bodies checked to be UTF-8. Nothing here retries:
+// the metadata client decides what a failure means.
+
+export interface HttpOptions {
+  maxBodyBytes: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A failure worth retrying: no connection, no route, a timeout. */
+export class TransientHttpError extends ImprintError {
+  constructor(message: string) {
+    super(message, 'command');
+    this.name = 'TransientHttpError';
+  }
+}
+
+const LINK_LOCAL_METADATA = new Set(['169.254.169.254', '[fd00:ec2::254]']);
+
+/**
+ * Test guard: with IMPRINT_FORBID_METADATA_ADDRESS=1 (the test suites set it), a request to
+ * the real metadata address from this machine's own network namespace is refused outright.
+ */
+function guard(url: URL): void {
+  if (process.env.IMPRINT_FORBID_METADATA_ADDRESS === '1' && LINK_LOCAL_METADATA.has(url.hostname)) {
+    throw new ImprintError(`refusing to contact ${url.hostname}: IMPRINT_FORBID_METADATA_ADDRESS is set (tests use a loopback endpoint)`, 'usage');
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export class HttpClient {
+  private readonly agent: Agent;
+
+  constructor(private readonly opts: HttpOptions) {
+    this.agent = new Agent({ connect: { timeout: 2_000 }, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
+  }
+
+  async send(method: 'GET' | 'PUT', url: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpResponse> {
+    const target = new URL(url);
+    guard(target);
+    const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
+    try {
+      const res = await request(target, {
+        method, headers, signal, dispatcher: this.agent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+      });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > this.opts.maxBodyBytes) {
+          res.body.destroy();
+          throw new ImprintError(`${target.pathname}: response larger than ${this.opts.maxBodyBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      let body: string;
+      try {
+        body = utf8.decode(Buffer.concat(chunks));
+      } catch {
+        throw new ImprintError(`${target.pathname}: response is not valid UTF-8`);
+      }
+      return { status: res.statusCode, headers: res.headers, body };
+    } catch (err) {
+      if (err instanceof ImprintError) throw err;
+      if (err instanceof undiciErrors.ResponseExceededMaxSizeError) throw new ImprintError(`${target.pathname}: response larger than ${this.opts.maxBodyBytes} bytes`);
+      const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+      const code = e.code ?? e.cause?.code ?? e.name;
+      throw new TransientHttpError(`${method} ${target.pathname}: ${code === 'AbortError' || code === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : code}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}

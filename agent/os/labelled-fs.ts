@@ -1,0 +1,42 @@
+import { mkdtemp, readFile, readlink, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { run } from './exec.js';
+
+// Seed filesystems (NoCloud "cidata", OpenStack config drive "config-2") on a booted instance:
+// found by label, mounted read-only and inert (nosuid,nodev,noexec) in a private temporary
+// directory, read, and unmounted again.
+
+async function deviceWithLabel(labels: string[]): Promise<string | null> {
+  for (const label of labels) {
+    const link = `/dev/disk/by-label/${label}`;
+    try {
+      return path.resolve('/dev/disk/by-label', await readlink(link));
+    } catch {
+      /* not present under this spelling */
+    }
+  }
+  return null;
+}
+
+/** Reads the named files from the filesystem with one of the labels; null when there is none. */
+export async function readLabelledFs(labels: string[], files: string[], maxBytes: number): Promise<Map<string, string> | null> {
+  const device = await deviceWithLabel(labels);
+  if (!device) return null;
+  const mountPoint = await mkdtemp(path.join(tmpdir(), 'imprint-seed-'));
+  try {
+    await run('mount', ['-o', 'ro,nosuid,nodev,noexec,noatime', device, mountPoint], { timeoutMs: 10_000 });
+    try {
+      const out = new Map<string, string>();
+      for (const file of files) {
+        const data = await readFile(path.join(mountPoint, file)).catch(() => null);
+        if (data !== null && data.length <= maxBytes) out.set(file, data.toString('utf8'));
+      }
+      return out;
+    } finally {
+      await run('umount', [mountPoint], { timeoutMs: 10_000 }).catch(() => undefined);
+    }
+  } finally {
+    await rmdir(mountPoint).catch(() => undefined);
+  }
+}
