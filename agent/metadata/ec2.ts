@@ -1,6 +1,6 @@
 import type { MetadataConfig } from '../config.js';
 import { ImprintError } from '../os/errors.js';
-import { HttpClient, TransientHttpError, type HttpResponse } from '../os/http.js';
+import { BodyError, HttpClient, TransientHttpError, type HttpResponse } from '../os/http.js';
 import { Deadline, delay } from './deadline.js';
 import { INSTANCE_ID, type IdentityDocument, type InstanceMetadata, type LaunchKey } from './types.js';
 
@@ -44,7 +44,8 @@ export class Ec2MetadataClient {
     let lastProblem = 'no attempt made';
     for (let attempt = 0; ; attempt += 1) {
       if (this.deadline.expired) {
-        throw new ImprintError(`metadata service at ${this.config.url} gave no usable answer within ${Math.round(this.deadline.totalMs / 1000)} s (last: ${lastProblem})`);
+        const seconds = this.deadline.totalMs / 1000;
+        throw new ImprintError(`metadata service at ${this.config.url} gave no usable answer within ${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s (last: ${lastProblem})`);
       }
       const started = performance.now();
       try {
@@ -102,6 +103,17 @@ export class Ec2MetadataClient {
     throw new ImprintError(`${path}: 401 again with a fresh token`);
   }
 
+  /** Like get(), but a body we will not use is one rejected value, not a failed phase. */
+  private async getValue(path: string, rejected: string[]): Promise<string | null | undefined> {
+    try {
+      return await this.get(path);
+    } catch (err) {
+      if (!(err instanceof BodyError)) throw err;
+      rejected.push(err.message);
+      return undefined;
+    }
+  }
+
   /** Everything the network phase needs, each value checked on its own. */
   async read(): Promise<InstanceMetadata> {
     const rejected: string[] = [];
@@ -116,14 +128,14 @@ export class Ec2MetadataClient {
         rejected.push(`public-keys/: line ${JSON.stringify(line.slice(0, 60))} is not "N=name"`);
         continue;
       }
-      const text = await this.get(`/latest/meta-data/public-keys/${m[1]}/openssh-key`);
+      const text = await this.getValue(`/latest/meta-data/public-keys/${m[1]}/openssh-key`, rejected);
       if (text === null) rejected.push(`public-keys/${m[1]}: no openssh-key`);
-      else keys.push({ origin: `public-keys/${m[1]}`, name: m[2] as string, text });
+      else if (text !== undefined) keys.push({ origin: `public-keys/${m[1]}`, name: m[2] as string, text });
     }
 
-    const codesText = await this.get('/latest/meta-data/product-codes');
+    const codesText = await this.getValue('/latest/meta-data/product-codes', rejected);
     let productCodes: string[] | null = null;
-    if (codesText !== null) {
+    if (codesText !== null && codesText !== undefined) {
       productCodes = [];
       for (const code of codesText.split('\n').map((c) => c.trim()).filter(Boolean)) {
         if (/^[A-Za-z0-9._-]{1,128}$/.test(code)) productCodes.push(code);

@@ -15,6 +15,9 @@ export interface HttpResponse {
   body: string;
 }
 
+/** A body we will not use (too large, not UTF-8): a problem with that value, not the service. */
+export class BodyError extends ImprintError {}
+
 /** A failure worth retrying: no connection, no route, a timeout. */
 export class TransientHttpError extends ImprintError {
   constructor(message: string) {
@@ -47,7 +50,8 @@ export class HttpClient {
   async send(method: 'GET' | 'PUT', url: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpResponse> {
     const target = new URL(url);
     guard(target);
-    const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
+    timeoutMs = Math.max(1, Math.floor(timeoutMs));
+    const signal = AbortSignal.timeout(timeoutMs);
     try {
       const res = await request(target, {
         method, headers, signal, dispatcher: this.agent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
@@ -58,7 +62,7 @@ export class HttpClient {
         size += (chunk as Buffer).length;
         if (size > this.opts.maxBodyBytes) {
           res.body.destroy();
-          throw new ImprintError(`${target.pathname}: response larger than ${this.opts.maxBodyBytes} bytes`);
+          throw new BodyError(`${target.pathname}: response larger than ${this.opts.maxBodyBytes} bytes`);
         }
         chunks.push(chunk as Buffer);
       }
@@ -66,15 +70,16 @@ export class HttpClient {
       try {
         body = utf8.decode(Buffer.concat(chunks));
       } catch {
-        throw new ImprintError(`${target.pathname}: response is not valid UTF-8`);
+        throw new BodyError(`${target.pathname}: response is not valid UTF-8`);
       }
       return { status: res.statusCode, headers: res.headers, body };
     } catch (err) {
       if (err instanceof ImprintError) throw err;
-      if (err instanceof undiciErrors.ResponseExceededMaxSizeError) throw new ImprintError(`${target.pathname}: response larger than ${this.opts.maxBodyBytes} bytes`);
-      const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
-      const code = e.code ?? e.cause?.code ?? e.name;
-      throw new TransientHttpError(`${method} ${target.pathname}: ${code === 'AbortError' || code === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : code}`);
+      if (err instanceof undiciErrors.ResponseExceededMaxSizeError) throw new BodyError(`${target.pathname}: response larger than ${this.opts.maxBodyBytes} bytes`);
+      const e = err as Error & { code?: unknown; cause?: { code?: unknown } };
+      const timedOut = ['AbortError', 'TimeoutError', 'HeadersTimeoutError', 'BodyTimeoutError', 'ConnectTimeoutError'].includes(e.name);
+      const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : e.name;
+      throw new TransientHttpError(`${method} ${target.pathname}: ${timedOut ? `no answer within ${timeoutMs} ms` : code}`);
     }
   }
 

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { defaultConfig, type MetadataConfig } from '../../agent/config.js';
+import { Deadline } from '../../agent/metadata/deadline.js';
+import { Ec2MetadataClient, MetadataDisabledError } from '../../agent/metadata/ec2.js';
+import { parseScenario, startEmulator, type RunningEmulator } from '../../agent/metadata/emulator.js';
+
+// The EC2 metadata client against `imprint emulate` on 127.0.0.1, one fault scenario at a time.
+// Deadlines are short, and every test checks the run ends within its deadline.
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB1X5OVa8ZcgqK9Y3ZsvXzZ3iOk1sZm8wL0KqJ3Jx4bH launch';
+
+function metadataConfig(url: string, overrides: Partial<MetadataConfig> = {}): MetadataConfig {
+  return { ...defaultConfig().metadata, url, deadlineMs: 3_000, requestTimeoutMs: 500, ...overrides };
+}
+
+describe('EC2 metadata client against imprint emulate', () => {
+  let emulator: RunningEmulator | null = null;
+  let client: Ec2MetadataClient | null = null;
+
+  async function start(scenarios: string[] = [], productCodes: string[] = []): Promise<RunningEmulator> {
+    emulator = await startEmulator({ instanceId: 'i-0123456789abcdef0', keys: [KEY, { name: 'second', key: KEY.replace('launch', 'second') }], productCodes, scenarios: scenarios.map(parseScenario) });
+    return emulator;
+  }
+
+  function connect(url: string, overrides: Partial<MetadataConfig> = {}): Ec2MetadataClient {
+    const config = metadataConfig(url, overrides);
+    client = new Ec2MetadataClient(config, new Deadline(config.deadlineMs));
+    return client;
+  }
+
+  afterEach(async () => {
+    await client?.close();
+    await emulator?.close();
+    client = null;
+    emulator = null;
+  });
+
+  it('uses IMDSv2: one token PUT, then every GET carries the token; reads every key index and the product codes', async () => {
+    const emu = await start([], ['abc123prodcode']);
+    const md = await connect(emu.url).read();
+    assert.equal(md.instanceId, 'i-0123456789abcdef0');
+    assert.deepEqual(md.keys.map((k) => [k.origin, k.name]), [['public-keys/0', 'launch'], ['public-keys/1', 'second']]);
+    assert.equal(md.keys[0]?.text.trim(), KEY);
+    assert.deepEqual(md.productCodes, ['abc123prodcode']);
+    assert.equal(client?.protocol, 'IMDSv2');
+    assert.deepEqual(emu.requests.filter((r) => r.method === 'PUT').length, 1);
+    assert.ok(emu.requests.filter((r) => r.method === 'GET').every((r) => r.token), 'every GET carries the token');
+  });
+
+  it('reports no product codes (null) when the service answers 404', async () => {
+    const emu = await start();
+    assert.equal((await connect(emu.url).read()).productCodes, null);
+  });
+
+  for (const scenario of ['imdsv1-only', 'imdsv1-only-405', 'ignore-put=html', 'ignore-put=empty']) {
+    it(`falls back to IMDSv1 when the service has no v2 (${scenario})`, async () => {
+      const emu = await start([scenario]);
+      const md = await connect(emu.url).read();
+      assert.equal(md.instanceId, 'i-0123456789abcdef0');
+      assert.equal(client?.protocol, 'IMDSv1');
+      assert.ok(emu.requests.filter((r) => r.method === 'GET').every((r) => !r.token));
+    });
+
+    it(`refuses IMDSv1 with imdsv1: never (${scenario})`, async () => {
+      const emu = await start([scenario]);
+      await assert.rejects(connect(emu.url, { imdsv1: 'never' }).read(), /IMDSv2 is not available .* imdsv1: never/);
+      assert.equal(emu.requests.filter((r) => r.method === 'GET').length, 0);
+    });
+  }
+
+  it('works with a v2-only service (GET without a token is 401 there)', async () => {
+    const emu = await start(['imdsv2-only']);
+    assert.equal((await connect(emu.url).read()).instanceId, 'i-0123456789abcdef0');
+  });
+
+  it('stops at once on 403 (metadata disabled), without falling back or retrying', async () => {
+    const emu = await start(['disabled']);
+    const started = performance.now();
+    await assert.rejects(connect(emu.url).read(), (err: unknown) => err instanceof MetadataDisabledError && /disabled/.test(err.message));
+    assert.ok(performance.now() - started < 1_000);
+    assert.equal(emu.requests.length, 1, 'one PUT, no GET without a token');
+  });
+
+  it('renews the token when it expires mid-run', async () => {
+    const emu = await start(['token-expiry=2']);
+    const md = await connect(emu.url).read();
+    assert.equal(md.keys.length, 2);
+    assert.ok(emu.requests.filter((r) => r.method === 'PUT').length >= 2, 'a new token was fetched');
+    assert.ok(emu.requests.some((r) => r.status === 401));
+  });
+
+  it('retries 5xx answers with backoff and then succeeds (flaky=3)', async () => {
+    const emu = await start(['flaky=3']);
+    const md = await connect(emu.url).read();
+    assert.equal(md.instanceId, 'i-0123456789abcdef0');
+    assert.equal(emu.requests.filter((r) => r.status === 503).length, 3);
+  });
+
+  it('waits for a slow service within the deadline, and gives up at the deadline when each answer is too slow', async () => {
+    const slow = await start(['slow=200']);
+    assert.equal((await connect(slow.url).read()).instanceId, 'i-0123456789abcdef0');
+    await client?.close();
+    await slow.close();
+    const tooSlow = await start(['slow=1500']);
+    const started = performance.now();
+    await assert.rejects(connect(tooSlow.url, { deadlineMs: 1_500, requestTimeoutMs: 300 }).read(), /gave no usable answer within 1\.5 s \(last: .*no answer within/);
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 1_400 && elapsed < 2_500, `ended after ${Math.round(elapsed)} ms`);
+  });
+
+  it('rejects an oversized body', async () => {
+    const emu = await start(['oversized=200000']);
+    await assert.rejects(connect(emu.url).read(), /response larger than 65536 bytes/);
+  });
+
+  it('passes invalid and duplicate keys through untouched for the authorized-keys task to judge', async () => {
+    const emu = await start(['invalid-keys', 'duplicate-keys']);
+    const md = await connect(emu.url).read();
+    assert.ok(md.keys.length > 2);
+    // The 100 KB key is one rejected value; the rest of the metadata is still used.
+    assert.ok(md.rejected.some((r) => /openssh-key: response larger than 65536 bytes/.test(r)), md.rejected.join('; '));
+    assert.ok(md.keys.some((k) => k.text.trim() === KEY));
+  });
+
+  it('retries a refused connection until the deadline, then fails clearly', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address() as { port: number };
+        probe.close(() => resolve(p));
+      });
+    });
+    const started = performance.now();
+    await assert.rejects(connect(`http://127.0.0.1:${port}`, { deadlineMs: 1_200 }).read(), /gave no usable answer within 1\.2 s \(last: PUT \/latest\/api\/token: ECONNREFUSED\)/);
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 1_100 && elapsed < 2_000, `ended after ${Math.round(elapsed)} ms`);
+  });
+
+  it('refuses the real metadata address while the test guard is set', async () => {
+    await assert.rejects(connect('http://169.254.169.254').read(), /refusing to contact 169\.254\.169\.254/);
+  });
+});
