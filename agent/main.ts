@@ -39,6 +39,11 @@ async function dispatch(args: CliArgs): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // emulate has flags of its own (--listen, --key, --scenario...): it parses them itself.
+  if (argv[0] === 'emulate') {
+    const { emulateCommand } = await import('./commands/emulate.js');
+    return emulateCommand(argv.slice(1));
+  }
   let args: CliArgs;
   try {
     args = parseCli(argv);

@@ -3,6 +3,8 @@ import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 
 export const COMMANDS = ['boot', 'demo', 'version', 'help'] as const;
+/** Commands that parse their own arguments (dispatched before parseCli). */
+export const OWN_ARGUMENT_COMMANDS = ['emulate'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -47,7 +49,7 @@ export function parseCli(argv: string[]): CliArgs {
   let command: Command = values.help ? 'help' : values.version ? 'version' : 'help';
   if (positionals.length > 0 && !values.help) {
     const word = positionals[0] as string;
-    if (!(COMMANDS as readonly string[]).includes(word)) throw new ImprintError(`unknown command "${word}"${didYouMean(word, COMMANDS)}`, 'usage');
+    if (!(COMMANDS as readonly string[]).includes(word)) throw new ImprintError(`unknown command "${word}"${didYouMean(word, [...COMMANDS, ...OWN_ARGUMENT_COMMANDS])}`, 'usage');
     command = word as Command;
   }
   if (positionals.length > 1) throw new ImprintError(`unexpected argument "${positionals[1]}"`, 'usage');

@@ -4,6 +4,8 @@ export const HELP = `imprint ${VERSION} — first-boot guest agent for Linux clo
 
 Usage:
   imprint boot [--root DIR] [--config FILE] [--dry-run] [--json] [--verbose] [--instance-id ID]
+               [--metadata-url URL] [--metadata-deadline DURATION]
+  imprint emulate [--listen HOST:PORT] [--key KEY]... [--scenario NAME[=ARG]]...  (see imprint emulate --help)
   imprint demo [--json] [--keep]
   imprint version [--json]
   imprint help
@@ -15,6 +17,11 @@ Commands:
             keys only (checked with sshd -T before anything is replaced), and the default
             login user with its sudo rule when the config names one. Run at every boot by
             imprint.service; work already done for this instance is not repeated.
+            Then the network phase: the instance-id, launch keys and product codes from the
+            first metadata source that answers (NoCloud and config-drive seeds, then the EC2
+            metadata service, IMDSv2 first); the launch keys go into the login user's
+            ~/.ssh/authorized_keys, in a block imprint owns. A new instance-id redoes the work.
+  emulate   Run a local EC2-style metadata service with fault scenarios, for testing images.
   demo      Copy a small built-in image tree (known passwords, baked host keys, an sshd that
             allows passwords) to a temporary directory, run "imprint boot --root" on it, and
             show what changed.
@@ -32,6 +39,11 @@ Options:
   --verbose          Also print the details of each step.
   --instance-id ID   Treat the instance as ID (default: the DMI product UUID, else
                      /etc/machine-id; with --root only the tree's machine-id).
+  --metadata-url URL The metadata service (default http://169.254.169.254; the config's
+                     metadata.url). With --root the EC2 source is used only when a URL is given:
+                     an offline tree is not the instance this machine runs on.
+  --metadata-deadline DURATION
+                     How long the network phase may wait for metadata (default 120s).
   --keep             (demo) Keep the demo tree instead of removing it.
   -h, --help         Print this help.
 
@@ -46,6 +58,14 @@ Config (YAML, every key optional; unknown keys are errors):
                 password-related keywords are imprint's and refused)
   default_user: name (required), groups ([adm, sudo]), shell (/bin/bash), gecos,
                 sudo ("ALL=(ALL) NOPASSWD:ALL", or false)
+  metadata:     sources ([nocloud, config-drive, ec2]), url (http://169.254.169.254, or
+                http://[fd00:ec2::254]), deadline (120s), request_timeout (2s),
+                imdsv1 (auto: only when the service has no IMDSv2; never), max_body (64KiB)
+  authorized_keys: enabled (true), user (auto: default_user, else root),
+                allow_options (false: options such as command= in metadata keys are dropped)
+  product_codes: expected ([] = no check), source (metadata | identity-document),
+                on_mismatch (warn | fail | stop-units), units ([]), certificate (the pinned
+                region certificate, PEM, required with identity-document)
 
 Exit status:
   0  done (or nothing left to do for this instance)

@@ -103,7 +103,7 @@ function subjectOf(cert: X509Certificate): string {
 }
 
 /** Parses the pinned PEM: one certificate, or a bundle (one per region the image runs in). */
-export function parsePinnedCertificates(pem: string): Pinned[] {
+function parsePinnedCertificates(pem: string): Pinned[] {
   if (pem.length > MAX_IDENTITY_INPUT) fail('pinned-certificate', `the pinned certificate file is larger than ${MAX_IDENTITY_INPUT} bytes`);
   const blocks = [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
   if (blocks.length === 0) fail('pinned-certificate', 'the pinned certificate file holds no PEM certificate');

@@ -1,7 +1,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { ConfigError } from '../../config.js';
 import { Validator } from '../../config/validator.js';
-import type { ServedKey } from './bad-keys.js';
+import { keyName, type ServedKey } from './keys.js';
 import type { EmulatorIdentity } from './identity.js';
 
 // The YAML file of `imprint emulate --config`: what the emulated instance is. Errors carry
@@ -29,14 +29,8 @@ const IDENTITY: Record<string, keyof EmulatorIdentity> = {
 };
 const LISTS = new Set(['marketplace_product_codes', 'billing_products']);
 
-/** The key pair name AWS would show: the key's comment, else key-N. */
-export function keyName(text: string, index: number): string {
-  const comment = /^\S+\s+\S+\s+(.+)$/.exec(text.trim())?.[1]?.trim();
-  return comment && !/[\0-\x1f\x7f]/.test(comment) ? comment : `key-${index}`;
-}
-
 /** A string, or a number kept as written: account ids such as 012345678901 must not lose digits. */
-function text(v: Validator, node: YamlNode | null | undefined, where: string): string | undefined {
+function scalarText(v: Validator, node: YamlNode | null | undefined, where: string): string | undefined {
   if (isScalar(node) && typeof node.value === 'number' && typeof node.source === 'string') return node.source;
   return v.str(node, where);
 }
@@ -76,7 +70,7 @@ export function parseEmulatorFile(text: string, file: string): EmulatorFile {
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return out;
   const v = new Validator(file, lines);
   const top = v.fields(doc.contents as YamlNode, 'the config', TOP);
-  const instanceId = text(v, top.get('instance_id'), 'instance_id');
+  const instanceId = scalarText(v, top.get('instance_id'), 'instance_id');
   if (instanceId !== undefined) out.instanceId = instanceId;
   const keys = keyList(v, top.get('keys'));
   if (keys) out.keys = keys;
@@ -86,7 +80,7 @@ export function parseEmulatorFile(text: string, file: string): EmulatorFile {
     const identity: Partial<Record<keyof EmulatorIdentity, string | string[]>> = {};
     for (const [key, node] of v.fields(top.get('identity'), 'identity', Object.keys(IDENTITY))) {
       const field = IDENTITY[key] as keyof EmulatorIdentity;
-      const value = LISTS.has(key) ? v.strList(node, `identity.${key}`) : text(v, node, `identity.${key}`);
+      const value = LISTS.has(key) ? v.strList(node, `identity.${key}`) : scalarText(v, node, `identity.${key}`);
       if (value !== undefined) identity[field] = value;
     }
     out.identity = identity as Partial<EmulatorIdentity>;

@@ -100,8 +100,9 @@ export class Responder {
     let scenario: string | null = null;
     const tokensMatter = this.b.tokenMode === 'v1-and-v2' || this.b.tokenMode === 'v2-only';
     if (tokensMatter && a.token !== undefined) {
-      const check = typeof a.token === 'string' ? this.tokens.use(a.token) : { ok: false as const };
-      if (!check.ok) return fail(401, this.b.tokenGets === null ? null : 'token-expiry');
+      // Node joins a repeated header into one string, which no token matches.
+      const check = this.tokens.use(Array.isArray(a.token) ? a.token.join(',') : a.token);
+      if (!check.ok) return fail(401, check.why === 'used-up' ? 'token-expiry' : null);
       headers[TTL_HEADER] = String(check.remainingSeconds);
     } else if (this.b.tokenMode === 'v2-only') {
       return fail(401, 'imdsv2-only');

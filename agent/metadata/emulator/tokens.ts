@@ -11,7 +11,7 @@ interface Session {
   gets: number;
 }
 
-export type TokenCheck = { ok: true; remainingSeconds: number } | { ok: false };
+export type TokenCheck = { ok: true; remainingSeconds: number } | { ok: false; why: 'unknown' | 'expired' | 'used-up' };
 
 export class TokenStore {
   private readonly sessions = new Map<string, Session>();
@@ -38,12 +38,12 @@ export class TokenStore {
   /** Counts one GET against the token; unknown, expired or used-up tokens are refused and forgotten. */
   use(token: string): TokenCheck {
     const session = this.sessions.get(token);
-    if (!session) return { ok: false };
+    if (!session) return { ok: false, why: 'unknown' };
     const left = session.expiresAt - this.now();
     session.gets += 1;
     if (left <= 0 || (this.maxGets !== null && session.gets > this.maxGets)) {
       this.sessions.delete(token);
-      return { ok: false };
+      return { ok: false, why: left <= 0 ? 'expired' : 'used-up' };
     }
     return { ok: true, remainingSeconds: Math.ceil(left / 1000) };
   }

@@ -1,4 +1,4 @@
-import type { ServedKey } from './bad-keys.js';
+import type { ServedKey } from './keys.js';
 import type { EmulatorIdentity } from './identity.js';
 
 // The metadata served under /latest/, built once at start-up. Listings follow AWS: one name

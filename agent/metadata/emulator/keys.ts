@@ -1,12 +1,19 @@
 import { generateKeyPairSync } from 'node:crypto';
 
-// Public keys a metadata service might serve that a client must refuse or defuse. Each has a
-// key pair name saying what is wrong with it, so a test can match warnings to entries.
+// The public keys the emulator serves: the configured ones, and for the invalid-keys
+// scenario keys a client must refuse or defuse, each under a key pair name saying what is
+// wrong with it, so a test can match the client's warnings to entries.
 
 export interface ServedKey {
   name: string;
   /** Exactly the bytes served at public-keys/N/openssh-key. */
   key: string;
+}
+
+/** The key pair name AWS would list: the key's comment, else key-N. */
+export function keyName(text: string, index: number): string {
+  const comment = /^\S+\s+\S+\s+(.+)$/.exec(text.trim())?.[1]?.trim();
+  return comment && !/[\0-\x1f\x7f]/.test(comment) ? comment : `key-${index}`;
 }
 
 function sshString(data: Buffer | string): Buffer {

@@ -1,0 +1,192 @@
+import type { Task, TaskContext } from '../boot/task.js';
+import type { TaskRecorder } from '../boot/report.js';
+import type { Config } from '../config.js';
+import { INSTANCE_ID, type InstanceMetadata } from '../metadata/types.js';
+import { ImprintError } from '../os/errors.js';
+import { homePath, lookupUser, readHomeFile, writeHomeFile, type HomeUser } from '../os/home-files.js';
+import {
+  managedBlock,
+  parseAuthorizedKeysFile,
+  replaceManagedBlock,
+  userKeyBlobs,
+  validateLaunchKey,
+  type AuthorizedKeysFile,
+} from '../parsers/authorized-keys.js';
+
+// The launch key(s) from metadata into the user's ~/.ssh/authorized_keys. imprint owns one
+// marked block in that file and replaces it on every run, so keys of a previous instance (a
+// rebundled image) are removed instead of piling up; the user's own lines stay byte for byte.
+// Every key is validated first (parsers/authorized-keys.ts); the write goes through
+// os/home-files.ts, which refuses symlinks, hard links, wrong owners and writable directories.
+
+export const AUTHORIZED_KEYS_FILE = '.ssh/authorized_keys';
+
+export interface InstalledKey {
+  origin: string;
+  fingerprint: string;
+  type: string;
+  label: string;
+}
+
+interface Decision {
+  user: HomeUser;
+  file: string;
+  /** Keys that go into the block. */
+  keys: InstalledKey[];
+  /** New file content, or null when nothing is to be written. */
+  text: string | null;
+  /** Lines for the report (also the --dry-run plan, phrased as what happens). */
+  actions: string[];
+  warnings: string[];
+  /** Instance ids of the blocks being removed or replaced that were written for another instance. */
+  previous: string[];
+}
+
+/** The account that gets the keys: the configured one, else the default user, else root. */
+export function targetUser(config: Config): string {
+  const { user } = config.authorizedKeys;
+  return user === 'auto' ? (config.defaultUser?.name ?? 'root') : user;
+}
+
+/** An origin from metadata (a config drive key name is free text) fit for a message. */
+function originLabel(origin: string): string {
+  const clean = origin.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 80 ? `${clean.slice(0, 80)}…` : clean || '(unnamed key)';
+}
+
+/** Validates every line of every launch key; duplicates (of each other, of the user's lines) are dropped. */
+function launchKeys(md: InstanceMetadata, allowOptions: boolean, existing: AuthorizedKeysFile | null, d: Decision): string[] {
+  const userBlobs = existing ? userKeyBlobs(existing) : new Set<string>();
+  const seen = new Set<string>();
+  const lines: string[] = [];
+  for (const key of md.keys) {
+    const origin = originLabel(key.origin);
+    const text = typeof key.text === 'string' ? key.text : '';
+    const candidates = text.split('\n').map((line, i) => ({ line, n: i + 1 })).filter(({ line }) => line.trim() !== '' && !line.trim().startsWith('#'));
+    if (candidates.length === 0) {
+      d.warnings.push(`${origin}: skipped: no key in it`);
+      continue;
+    }
+    for (const { line, n } of candidates) {
+      const where = candidates.length > 1 ? `${origin} line ${n}` : origin;
+      const result = validateLaunchKey(line, where, allowOptions);
+      if (!result.ok) {
+        d.warnings.push(`${where}: skipped: ${result.reason}`);
+        continue;
+      }
+      if (result.droppedOptions.length > 0) {
+        d.warnings.push(`${where}: options dropped (${result.droppedOptions.join(', ')}); authorized_keys.allow_options is off`);
+      }
+      if (seen.has(result.base64)) {
+        d.actions.push(`${where}: ${result.fingerprint} listed twice; written once`);
+        continue;
+      }
+      seen.add(result.base64);
+      if (userBlobs.has(result.base64)) {
+        d.actions.push(`${where}: ${result.fingerprint} (${result.label}) is already in ${d.file} outside imprint's block; the user's line applies`);
+        continue;
+      }
+      lines.push(result.line);
+      d.keys.push({ origin: where, fingerprint: result.fingerprint, type: result.type, label: result.label });
+    }
+  }
+  return lines;
+}
+
+/** A JS string as the latin1 "one character per byte" text the file is handled as. */
+const toFileText = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+
+async function decide(ctx: TaskContext): Promise<Decision> {
+  const md = ctx.facts.metadata;
+  if (!md) throw new ImprintError('no metadata: the launch keys cannot be known');
+  if (typeof md.instanceId !== 'string' || !INSTANCE_ID.test(md.instanceId)) {
+    throw new ImprintError(`instance id ${JSON.stringify(String(md.instanceId).slice(0, 40))} is not a valid instance id`);
+  }
+  const user = await lookupUser(ctx.root, targetUser(ctx.config));
+  const file = homePath(user, AUTHORIZED_KEYS_FILE);
+  const d: Decision = { user, file, keys: [], text: null, actions: [], warnings: [], previous: [] };
+
+  // The file is handled as latin1 text: one character per byte, so whatever bytes the user's
+  // lines hold (even invalid UTF-8) are written back exactly; imprint's block is UTF-8 encoded
+  // into that representation (toFileText).
+  const raw = await readHomeFile(ctx.root, user, AUTHORIZED_KEYS_FILE);
+  const oldText = raw === null ? null : raw.toString('latin1');
+  const existing = oldText === null ? null : parseAuthorizedKeysFile(oldText);
+  const blocks = existing?.parts.filter((p) => p.kind === 'imprint') ?? [];
+  for (const b of blocks) {
+    if (b.kind === 'imprint' && !b.terminated) {
+      d.warnings.push(`${file}: imprint's block for ${b.instanceId ?? '?'} has no end marker; everything after its start (${b.lines.length} lines) is treated as imprint's and replaced`);
+    }
+  }
+  const otherInstances = [...new Set(blocks.map((b) => (b.kind === 'imprint' ? b.instanceId ?? '?' : '')).filter((id) => id !== md.instanceId))];
+
+  const lines = launchKeys(md, ctx.config.authorizedKeys.allowOptions, existing, d);
+  if (lines.length === 0) {
+    const why = md.keys.length === 0 ? 'metadata has no launch keys' : 'no usable launch key in metadata';
+    if (existing === null || blocks.length === 0) {
+      d.actions.push(`${why}; nothing written`);
+      return d;
+    }
+    if (otherInstances.length === 0) {
+      // Same instance as the block: a key list that went empty (or a metadata hiccup) must not lock out.
+      d.actions.push(`${why}; the keys already installed for ${md.instanceId} are kept`);
+      return d;
+    }
+    // A previous instance's launch keys do not belong to this one: they go, even with nothing to put instead.
+    d.previous = otherInstances;
+    d.text = replaceManagedBlock(existing, null);
+    d.actions.push(`${why}; removed the launch keys of previous instance ${otherInstances.join(', ')} from ${file}`);
+    return d;
+  }
+
+  const block = toFileText(managedBlock(md.instanceId, lines));
+  const text = existing ? replaceManagedBlock(existing, block) : block;
+  if (text === oldText) {
+    d.actions.push(`${lines.length} launch key${lines.length === 1 ? '' : 's'} already in ${file}: ${d.keys.map((k) => `${k.fingerprint} (${k.label})`).join(', ')}`);
+    return d;
+  }
+  d.text = text;
+  d.previous = otherInstances;
+  if (otherInstances.length > 0) d.actions.push(`replaced the launch keys of previous instance ${otherInstances.join(', ')}`);
+  d.actions.push(`${lines.length} launch key${lines.length === 1 ? '' : 's'} for ${user.name} into ${file}: ${d.keys.map((k) => `${k.fingerprint} (${k.label})`).join(', ')}`);
+  return d;
+}
+
+export const authorizedKeysTask: Task = {
+  name: 'authorized-keys',
+  phase: 'network',
+
+  disabledBecause: (config) => (config.authorizedKeys.enabled ? null : 'authorized_keys.enabled is false'),
+
+  async plan(ctx) {
+    if (!ctx.facts.metadata) {
+      return [`would put the launch keys from metadata into ~${targetUser(ctx.config)}/${AUTHORIZED_KEYS_FILE}`];
+    }
+    const d = await decide(ctx);
+    return [
+      ...d.warnings.map((w) => `would warn: ${w}`),
+      ...d.actions.map((a) => (d.text === null ? a : `would write: ${a}`)),
+    ];
+  },
+
+  async run(ctx: TaskContext, rec: TaskRecorder) {
+    const d = await decide(ctx);
+    for (const w of d.warnings) rec.warn(w);
+    rec.detail('user', d.user.name);
+    rec.detail('file', d.file);
+    rec.detail('keys', d.keys);
+    if (d.previous.length > 0) rec.detail('previousInstances', d.previous);
+    if (d.text !== null) {
+      const result = await writeHomeFile(ctx.root, d.user, AUTHORIZED_KEYS_FILE, Buffer.from(d.text, 'latin1'));
+      for (const dir of result.createdDirs) rec.action(`created ${dir} (0700, ${d.user.name})`);
+      if (result.previousMode !== null && result.previousMode !== 0o600) {
+        rec.action(`${d.file} was mode 0${result.previousMode.toString(8)}; now 0600`);
+      }
+      rec.detail('written', true);
+    } else {
+      rec.detail('written', false);
+    }
+    for (const a of d.actions) rec.action(a);
+    return undefined;
+  },
+};
