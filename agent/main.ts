@@ -31,6 +31,12 @@ async function dispatch(args: CliArgs): Promise<number> {
       if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return report.exitCode;
     }
+    case 'verify-product': {
+      const { verifyProductCommand } = await import('./commands/verify-product.js');
+      const { code, check } = await verifyProductCommand(args, out);
+      if (args.json) process.stdout.write(`${JSON.stringify({ command: 'verify-product', ok: code === 0, check }, null, 2)}\n`);
+      return code;
+    }
     case 'demo': {
       const { demoCommand } = await import('./demo/demo.js');
       return demoCommand(args);

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 
-export const COMMANDS = ['boot', 'demo', 'version', 'help'] as const;
+export const COMMANDS = ['boot', 'verify-product', 'demo', 'version', 'help'] as const;
 /** Commands that parse their own arguments (dispatched before parseCli). */
 export const OWN_ARGUMENT_COMMANDS = ['emulate'] as const;
 export type Command = (typeof COMMANDS)[number];

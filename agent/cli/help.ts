@@ -5,6 +5,7 @@ export const HELP = `imprint ${VERSION} — first-boot guest agent for Linux clo
 Usage:
   imprint boot [--root DIR] [--config FILE] [--dry-run] [--json] [--verbose] [--instance-id ID]
                [--metadata-url URL] [--metadata-deadline DURATION]
+  imprint verify-product [--root DIR] [--config FILE] [--metadata-url URL] [--json]
   imprint emulate [--listen HOST:PORT] [--key KEY]... [--scenario NAME[=ARG]]...  (see imprint emulate --help)
   imprint demo [--json] [--keep]
   imprint version [--json]
@@ -21,6 +22,9 @@ Commands:
             first metadata source that answers (NoCloud and config-drive seeds, then the EC2
             metadata service, IMDSv2 first); the launch keys go into the login user's
             ~/.ssh/authorized_keys, in a block imprint owns. A new instance-id redoes the work.
+  verify-product
+            Check the product codes the config expects against the metadata (or the signed
+            identity document), as boot does: exit 0 when all are confirmed, 1 otherwise.
   emulate   Run a local EC2-style metadata service with fault scenarios, for testing images.
   demo      Copy a small built-in image tree (known passwords, baked host keys, an sshd that
             allows passwords) to a temporary directory, run "imprint boot --root" on it, and

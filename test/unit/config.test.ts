@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ConfigError, defaultConfig, didYouMean, levenshtein, parseConfig, type Config } from '../../agent/config.js';
+import { ConfigError, defaultConfig, didYouMean, levenshtein, parseConfig, parseDuration, type Config } from '../../agent/config.js';
 
 const FILE = '/etc/imprint/imprint.yaml';
 
@@ -53,6 +53,9 @@ describe('config', () => {
         passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
         sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
         defaultUser: null,
+        metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536 },
+        authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
+        productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
       });
       // A fresh object each time: callers may mutate it.
       assert.notEqual(defaultConfig().sshd.settings, defaultConfig().sshd.settings);
@@ -128,6 +131,9 @@ describe('config', () => {
           settings: { X11Forwarding: 'no', AllowTcpForwarding: 'yes', MaxAuthTries: '3', ClientAliveInterval: '120', Banner: '/etc/issue.net', AcceptEnv: 'LANG LC_*' },
         },
         defaultUser: { name: 'admin', groups: ['wheel', 'docker'], shell: '/bin/zsh', sudo: 'ALL=(ALL) ALL', gecos: 'Site administrator' },
+        metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536 },
+        authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
+        productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
       });
     });
 
@@ -192,11 +198,11 @@ describe('config', () => {
 
     it('unknown top-level key, with did-you-mean', () => {
       const text = '# comment\nhostkeys:\n  enabled: true\n';
-      assertOneProblem(text, 'hostkeys', 'unknown key "hostkeys" (did you mean "host_keys"?); known keys: host_keys, passwords, sshd, default_user');
+      assertOneProblem(text, 'hostkeys', 'unknown key "hostkeys" (did you mean "host_keys"?); known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes');
       assertOneProblem('sshd: {}\ndefault-user:\n  name: bob\n', 'default-user', /^unknown key "default-user" \(did you mean "default_user"\?\)/);
       assertOneProblem('password:\n  enabled: false\n', 'password', /^unknown key "password" \(did you mean "passwords"\?\)/);
       // Nothing close: no suggestion.
-      assertOneProblem('metadata:\n  url: http://x\n', 'metadata', 'unknown key "metadata"; known keys: host_keys, passwords, sshd, default_user');
+      assertOneProblem('network:\n  url: http://x\n', 'network', 'unknown key "network"; known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes');
     });
 
     it('unknown nested key, with did-you-mean', () => {
@@ -406,4 +412,59 @@ describe('config', () => {
       assert.equal(didYouMean('abcdeWXYZ', ['abcdefghi']), '');
     });
   });
+});
+
+describe('config: network-phase sections', () => {
+  it('maps metadata, authorized_keys and product_codes', () => {
+    const config = parseConfig([
+      'metadata:',
+      '  sources: [ec2, nocloud]',
+      '  url: "http://[fd00:ec2::254]/"',
+      '  deadline: 30s',
+      '  request_timeout: 500ms',
+      '  imdsv1: never',
+      '  max_body: 128KiB',
+      'authorized_keys:',
+      '  user: admin',
+      '  allow_options: true',
+      'product_codes:',
+      '  expected: [abc123]',
+      '  source: identity-document',
+      '  on_mismatch: stop-units',
+      '  units: [app.service]',
+      '  certificate: /etc/imprint/region.pem',
+      '',
+    ].join('\n'), FILE);
+    assert.deepEqual(config.metadata, { sources: ['ec2', 'nocloud'], url: 'http://[fd00:ec2::254]', deadlineMs: 30_000, requestTimeoutMs: 500, imdsv1: 'never', maxBodyBytes: 131_072 });
+    assert.deepEqual(config.authorizedKeys, { enabled: true, user: 'admin', allowOptions: true });
+    assert.deepEqual(config.productCodes, { expected: ['abc123'], source: 'identity-document', onMismatch: 'stop-units', units: ['app.service'], certificate: '/etc/imprint/region.pem' });
+  });
+
+  it('parses durations in ms, s, m and bare seconds, and rejects the rest', () => {
+    assert.equal(parseDuration('120s'), 120_000);
+    assert.equal(parseDuration('2m'), 120_000);
+    assert.equal(parseDuration('250ms'), 250);
+    assert.equal(parseDuration('1.5'), 1_500);
+    for (const bad of ['', 's', '-1s', '1h', '1 s s', 'ten']) assert.equal(parseDuration(bad), null, bad);
+  });
+
+  const errors: [string, string, RegExp][] = [
+    ['metadata:\n  url: ftp://x\n', 'ftp://x', /^metadata\.url must be an http:\/\/ or https:\/\/ URL$/],
+    ['metadata:\n  url: http://x/latest\n', 'http://x/latest', /must be scheme:\/\/host\[:port\] only/],
+    ['metadata:\n  deadline: forever\n', 'forever', /^metadata\.deadline must be a duration/],
+    ['metadata:\n  request_timeout: 5ms\n', '5ms', /^metadata\.request_timeout must be a duration .* between 100 ms/],
+    ['metadata:\n  max_body: 1GiB\n', '1GiB', /^metadata\.max_body must be a size/],
+    ['metadata:\n  sources: [ec3]\n', 'ec3', /not "ec3" \(did you mean "ec2"\?\)/],
+    ['metadata:\n  imdsv1: sometimes\n', 'sometimes', /^metadata\.imdsv1 must be one of auto, never/],
+    ['authorized_keys:\n  user: Root!\n', 'Root!', /is not a valid user name/],
+    ['product_codes:\n  expected: ["a b"]\n', '"a b"', /is not a product code/],
+    ['product_codes:\n  units: [app]\n', 'app', /"app" is not a systemd unit name/],
+    ['product_codes:\n  expected: [x]\n  source: identity-document\n', 'expected', /certificate is required with source: identity-document/],
+    ['product_codes:\n  expected: [x]\n  on_mismatch: stop-units\n', 'expected', /units must name the units to stop/],
+  ];
+  for (const [text, needle, message] of errors) {
+    it(`rejects ${JSON.stringify(text.split('\n').slice(1).join(' ').trim())} at the right place`, () => {
+      assertOneProblem(text, needle, message);
+    });
+  }
 });
