@@ -2,6 +2,7 @@ import { defaultUserTask } from '../tasks/default-user.js';
 import { hostKeysTask } from '../tasks/host-keys.js';
 import { passwordsTask } from '../tasks/passwords.js';
 import { sshdConfigTask } from '../tasks/sshd-config.js';
+import { authorizedKeysTask } from '../tasks/authorized-keys.js';
 import { productCodesTask } from '../tasks/product-codes.js';
 import type { Task } from './task.js';
 
@@ -13,4 +14,4 @@ import type { Task } from './task.js';
 export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defaultUserTask, passwordsTask];
 
 /** The network phase: everything that needs what the metadata source said. */
-export const NETWORK_TASKS: readonly Task[] = [productCodesTask];
+export const NETWORK_TASKS: readonly Task[] = [authorizedKeysTask, productCodesTask];

@@ -11,6 +11,9 @@ import { sshdRunner } from '../os/sshd.js';
 import { hashScheme, parseAccountFile, passwordState } from '../parsers/accounts.js';
 import { parseEffectiveConfig } from '../parsers/sshd-config.js';
 import { parsePublicKey } from '../parsers/ssh-public-key.js';
+import { ed25519Line } from '../metadata/emulator/keys.js';
+import { startEmulator } from '../metadata/emulator.js';
+import { parseAccountFile as parseAccounts, passwdEntries } from '../parsers/accounts.js';
 import { buildDemoImage, DEMO_USER } from './image.js';
 import { diffSnapshots, snapshotTree } from './snapshot.js';
 
@@ -28,6 +31,25 @@ interface Look {
   keys: Map<string, string>;
   accounts: Map<string, string>;
   sshd: Map<string, string>;
+  launchKeys: Map<string, string>;
+}
+
+/** The fingerprints in the login user's authorized_keys. */
+async function launchKeys(root: RootTree): Promise<Map<string, string>> {
+  const passwd = passwdEntries(parseAccounts((await readTreeText(root, '/etc/passwd')) ?? '', 'passwd', '/etc/passwd'));
+  const home = passwd.find((p) => p.name === DEMO_USER)?.home ?? `/home/${DEMO_USER}`;
+  const text = (await readTreeText(root, `${home}/.ssh/authorized_keys`).catch(() => null)) ?? '';
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    try {
+      const key = parsePublicKey(line);
+      out.set(key.comment || key.label, key.fingerprint);
+    } catch {
+      /* not a key line */
+    }
+  }
+  return out;
 }
 
 async function look(root: RootTree): Promise<Look> {
@@ -44,7 +66,7 @@ async function look(root: RootTree): Promise<Look> {
   }));
   const effective = parseEffectiveConfig(await (await sshdRunner(root)).effective('/etc/ssh/sshd_config'));
   const sshd = new Map(SSHD_KEYS.map((k) => [k, effective.get(k)?.[0] ?? '?']));
-  return { keys, accounts, sshd };
+  return { keys, accounts, sshd, launchKeys: await launchKeys(root) };
 }
 
 function table(title: string, before: Map<string, string>, after: Map<string, string>): string[] {
@@ -65,12 +87,23 @@ export async function demoCommand(args: CliArgs): Promise<number> {
     await writeFile(path.join(dir, 'etc/imprint/imprint.yaml'), DEMO_CONFIG);
     const before = await look(root);
     const snapBefore = await snapshotTree(dir);
-    process.stdout.write(`imprint demo: a copied image in ${dir}\n  passwords "imagepass" for root and ${DEMO_USER}, host keys baked at build time, PasswordAuthentication yes\n\n$ imprint boot --root ${dir}\n`);
-    const out = new Console({ json: false, verbose: args.verbose });
-    const config = parseConfig(DEMO_CONFIG, root.path('/etc/imprint/imprint.yaml'));
-    const started = performance.now();
-    const report = await runBoot({ root, config, dryRun: false, out });
-    const elapsed = Math.round(performance.now() - started);
+    // The instance's metadata service, on loopback: the launch key the user chose at launch.
+    const emulator = await startEmulator({ keys: [ed25519Line('launch-key@laptop')], productCodes: [] });
+    let report;
+    let elapsed;
+    try {
+      process.stdout.write(`imprint demo: a copied image in ${dir}\n  passwords "imagepass" for root and ${DEMO_USER}, host keys baked at build time, PasswordAuthentication yes\n`);
+      process.stdout.write(`  metadata service: imprint emulate at ${emulator.url} (instance ${emulator.instanceId}, one launch key)\n\n$ imprint boot --root ${dir} --metadata-url ${emulator.url}\n`);
+      const out = new Console({ json: false, verbose: args.verbose });
+      const config = parseConfig(DEMO_CONFIG, root.path('/etc/imprint/imprint.yaml'));
+      config.metadata.url = emulator.url;
+      const started = performance.now();
+      report = await runBoot({ root, config, dryRun: false, out, explicitMetadataUrl: true });
+      elapsed = Math.round(performance.now() - started);
+      process.stdout.write(`\n(the metadata service answered ${emulator.requests.length} requests)\n`);
+    } finally {
+      await emulator.close();
+    }
     const after = await look(root);
     const diff = diffSnapshots(snapBefore, await snapshotTree(dir));
     const lines = [
@@ -79,6 +112,7 @@ export async function demoCommand(args: CliArgs): Promise<number> {
       ...table('Host keys (SHA256 fingerprints):', before.keys, after.keys),
       ...table('Passwords (/etc/shadow):', before.accounts, after.accounts),
       ...table('sshd, effective (sshd -T):', before.sshd, after.sshd),
+      ...table(`Launch keys (~${DEMO_USER}/.ssh/authorized_keys):`, before.launchKeys, after.launchKeys),
       'Files:',
       ...diff.added.map((f) => `  + ${f}`),
       ...diff.changed.map((f) => `  ~ ${f}`),

@@ -1,5 +1,5 @@
 import { constants as C, type Stats } from 'node:fs';
-import { lstat, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseAccountFile, passwdEntries } from '../parsers/accounts.js';
@@ -18,8 +18,8 @@ import type { RootTree } from './root.js';
 // the rename. Rules, from OpenSSH's safe_path() and the design's invariant 2:
 //  - no symlink anywhere below the root of the tree;
 //  - every directory from / down to the home owned by root or the user, not group/world-writable;
-//  - directories below the home (~/.ssh) owned by the user, not group/world-writable; created
-//    0700 and chowned on their descriptor when missing;
+//  - directories below the home (~/.ssh) owned by the user, not group/world-writable; when
+//    missing, made under a temp name, chowned/chmodded 0700 on their descriptor, then renamed;
 //  - an existing file is a regular file with one link (a hard link could be /etc/shadow), owned
 //    by the user or by root (and then readable by the user: its content is handed to the user);
 //  - the file is replaced atomically: temp file (O_CREAT|O_EXCL|O_NOFOLLOW) → fchown → fchmod
@@ -81,6 +81,11 @@ function haveProcFd(): Promise<boolean> {
   return procFd;
 }
 
+/** Forces the way directories are addressed: true = /proc/self/fd, false = paths (as without /proc), null = detect. For tests. */
+export function setProcFdMode(mode: boolean | null): void {
+  procFd = mode === null ? null : Promise.resolve(mode);
+}
+
 interface HeldDir {
   handle: FileHandle;
   /** Host path, for the path-based fallback and for the final re-check. */
@@ -119,6 +124,7 @@ class DirChain {
   }
 }
 
+const TEMP_NAME = /^\.imprint-[0-9a-f]{12}\.tmp$/;
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 
@@ -209,24 +215,47 @@ async function openHomeChain(root: RootTree, user: HomeUser, relDirs: string[], 
   }
 }
 
-/** mkdir 0700 in the held parent, then open it without following and chown/chmod on its descriptor. */
+/**
+ * Creates a directory for the user in the held parent so that it appears complete or not at
+ * all: mkdir under a temp name (0700), open it without following, fchown/fchmod on that
+ * descriptor, fsync, then rename it to its name. A crash leaves at most an empty temp directory,
+ * never a root-owned ~/.ssh that the next run would have to refuse.
+ */
 async function makeUserDir(chain: DirChain, user: HomeUser, name: string, inTree: string): Promise<HeldDir> {
   const parent = chain.last;
-  try {
-    await mkdir(chain.at(parent, name), { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  // What an earlier run killed mid-way left: empty temp directories of ours (rmdir neither
+  // follows a link nor removes anything that is not an empty directory).
+  for (const stale of (await readdir(chain.at(parent, '.')).catch(() => [] as string[])).filter((n) => TEMP_NAME.test(n))) {
+    await rmdir(chain.at(parent, stale)).catch(() => undefined);
   }
-  const dir = await openChildDir(chain, parent, name, inTree);
-  if (!dir) refuse(inTree, 'it vanished right after it was created');
-  const me = process.geteuid?.() ?? 0;
-  // Ours, freshly made: anything else means someone raced us to the name.
-  if (!dir.stat.isDirectory() || (dir.stat.uid !== me && dir.stat.uid !== user.uid)) refuse(inTree, 'it was replaced while being created');
-  await dir.handle.chown(user.uid, user.gid);
-  await dir.handle.chmod(0o700);
+  const tempName = `.imprint-${randomBytes(6).toString('hex')}.tmp`;
+  const temp = chain.at(parent, tempName);
+  await mkdir(temp, { mode: 0o700 });
+  let made: Stats;
+  try {
+    const handle = await open(temp, DIR_FLAGS);
+    try {
+      made = await handle.stat();
+      const me = process.geteuid?.() ?? 0;
+      if (!made.isDirectory() || made.uid !== me) refuse(inTree, 'the directory being created was replaced');
+      await handle.chown(user.uid, user.gid);
+      await handle.chmod(0o700);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    crashPoint(`before rename ${inTree}`);
+    await rename(temp, chain.at(parent, name));
+  } catch (err) {
+    await rmdir(temp).catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR') refuse(inTree, 'it appeared while imprint was creating it');
+    throw err;
+  }
   await parent.handle.sync();
-  crashPoint(`mkdir ${inTree}`);
-  dir.stat = await dir.handle.stat();
+  crashPoint(`after rename ${inTree}`);
+  const dir = await openChildDir(chain, parent, name, inTree);
+  if (!dir || dir.stat.dev !== made.dev || dir.stat.ino !== made.ino) refuse(inTree, 'it was replaced right after it was created');
   return dir;
 }
 
@@ -325,6 +354,10 @@ export async function writeHomeFile(root: RootTree, user: HomeUser, rel: string,
     const target = chain.at(dir, name);
     const existing = await lstatOrNull(target);
     if (existing) checkFile(existing, user, inTree);
+    // Temp files an earlier, killed run left (unlink removes the name, never what a link points at).
+    for (const stale of (await readdir(chain.at(dir, '.')).catch(() => [] as string[])).filter((n) => TEMP_NAME.test(n))) {
+      if ((await lstatOrNull(chain.at(dir, stale)))?.isFile()) await unlink(chain.at(dir, stale)).catch(() => undefined);
+    }
     const tempName = `.imprint-${randomBytes(6).toString('hex')}.tmp`;
     const temp = chain.at(dir, tempName);
     const handle = await open(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);

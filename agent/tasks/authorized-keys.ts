@@ -40,6 +40,8 @@ interface Decision {
   warnings: string[];
   /** Instance ids of the blocks being removed or replaced that were written for another instance. */
   previous: string[];
+  /** Valid launch keys left out because the user's own lines already have them. */
+  alreadyTheUsers: number;
 }
 
 /** The account that gets the keys: the configured one, else the default user, else root. */
@@ -62,13 +64,20 @@ function launchKeys(md: InstanceMetadata, allowOptions: boolean, existing: Autho
   for (const key of md.keys) {
     const origin = originLabel(key.origin);
     const text = typeof key.text === 'string' ? key.text : '';
-    const candidates = text.split('\n').map((line, i) => ({ line, n: i + 1 })).filter(({ line }) => line.trim() !== '' && !line.trim().startsWith('#'));
-    if (candidates.length === 0) {
+    // One entry is one key: a line break inside it (CR or LF, other than at the end) is how a
+    // second key or an option gets smuggled in, so the whole entry is refused.
+    const body = text.replace(/\r?\n$/, '');
+    if (/[\r\n]/.test(body)) {
+      d.warnings.push(`${origin}: skipped: embedded line break (an entry holds exactly one key)`);
+      continue;
+    }
+    if (body.trim() === '' || body.trim().startsWith('#')) {
       d.warnings.push(`${origin}: skipped: no key in it`);
       continue;
     }
-    for (const { line, n } of candidates) {
-      const where = candidates.length > 1 ? `${origin} line ${n}` : origin;
+    const candidates = [{ line: body, n: 1 }];
+    for (const { line } of candidates) {
+      const where = origin;
       const result = validateLaunchKey(line, where, allowOptions);
       if (!result.ok) {
         d.warnings.push(`${where}: skipped: ${result.reason}`);
@@ -83,6 +92,7 @@ function launchKeys(md: InstanceMetadata, allowOptions: boolean, existing: Autho
       }
       seen.add(result.base64);
       if (userBlobs.has(result.base64)) {
+        d.alreadyTheUsers += 1;
         d.actions.push(`${where}: ${result.fingerprint} (${result.label}) is already in ${d.file} outside imprint's block; the user's line applies`);
         continue;
       }
@@ -104,7 +114,7 @@ async function decide(ctx: TaskContext): Promise<Decision> {
   }
   const user = await lookupUser(ctx.root, targetUser(ctx.config));
   const file = homePath(user, AUTHORIZED_KEYS_FILE);
-  const d: Decision = { user, file, keys: [], text: null, actions: [], warnings: [], previous: [] };
+  const d: Decision = { user, file, keys: [], text: null, actions: [], warnings: [], previous: [], alreadyTheUsers: 0 };
 
   // The file is handled as latin1 text: one character per byte, so whatever bytes the user's
   // lines hold (even invalid UTF-8) are written back exactly; imprint's block is UTF-8 encoded
@@ -122,7 +132,9 @@ async function decide(ctx: TaskContext): Promise<Decision> {
 
   const lines = launchKeys(md, ctx.config.authorizedKeys.allowOptions, existing, d);
   if (lines.length === 0) {
-    const why = md.keys.length === 0 ? 'metadata has no launch keys' : 'no usable launch key in metadata';
+    const why = md.keys.length === 0
+      ? 'metadata has no launch keys'
+      : d.alreadyTheUsers > 0 ? "every launch key is already among the user's own lines" : 'no usable launch key in metadata';
     if (existing === null || blocks.length === 0) {
       d.actions.push(`${why}; nothing written`);
       return d;

@@ -10,6 +10,7 @@ import { parseConfig } from '../../agent/config.js';
 import type { InstanceMetadata, LaunchKey } from '../../agent/metadata/types.js';
 import { Console } from '../../agent/os/console.js';
 import { ImprintError } from '../../agent/os/errors.js';
+import { setProcFdMode } from '../../agent/os/home-files.js';
 import { RootTree } from '../../agent/os/root.js';
 import { parsePublicKey } from '../../agent/parsers/ssh-public-key.js';
 import { authorizedKeysTask } from '../../agent/tasks/authorized-keys.js';
@@ -200,7 +201,7 @@ describe('authorized-keys task on a scratch tree', function () {
       assert.ok(rec.report.actions.some((a) => a.includes('listed twice')));
     });
 
-    it('invalid keys are skipped with a warning naming their origin; options are dropped; each line of a text is judged', async () => {
+    it('invalid keys are skipped with a warning naming their origin; options are dropped; an entry with a line break is refused whole', async () => {
       const [type, b64] = (pubs[1] as string).split(' ');
       const md = metadata('i-0aaa', [
         { origin: 'public-keys/0', name: 'good', text: `command="curl x|sh" ${pubs[0]}\n` },
@@ -209,12 +210,11 @@ describe('authorized-keys task on a scratch tree', function () {
         { origin: 'public-keys/3', name: 'empty', text: '\n' },
       ]);
       const { rec } = await runTask(md, cfg);
-      assert.equal(await readFile(host(userFile), 'utf8'), `${BEGIN('i-0aaa')}\n${pubs[0]}\n${pubs[2]}\n${END}\n`);
+      assert.equal(await readFile(host(userFile), 'utf8'), `${BEGIN('i-0aaa')}\n${pubs[0]}\n${END}\n`);
       assert.deepEqual(rec.report.warnings, [
         'public-keys/0: options dropped (command); authorized_keys.allow_options is off',
         'public-keys/1: skipped: base64 does not decode',
-        'public-keys/2 line 3: skipped: ssh-dss (DSA) keys are not accepted',
-        'public-keys/2 line 4: skipped: carriage return in the key (CRLF line ending or injection)',
+        'public-keys/2: skipped: embedded line break (an entry holds exactly one key)',
         'public-keys/3: skipped: no key in it',
       ]);
     });
@@ -222,6 +222,74 @@ describe('authorized-keys task on a scratch tree', function () {
     it('with allow_options, parsed options are kept', async () => {
       await runTask(metadata('i-0aaa', [`no-pty,from="10.*" ${pubs[0]}`]), `${cfg}  allow_options: true\n`);
       assert.equal(await readFile(host(userFile), 'utf8'), `${BEGIN('i-0aaa')}\nno-pty,from="10.*" ${pubs[0]}\n${END}\n`);
+    });
+  });
+
+  describe('killed at every durable step, then run again', () => {
+    // The task runs in a child process that SIGKILLs itself at crash point N (agent/os/crash.ts).
+    const agent = path.resolve('agent');
+    const script = `
+      import { TaskRecorder } from '${agent}/boot/report.ts';
+      import { parseConfig } from '${agent}/config.ts';
+      import { Console } from '${agent}/os/console.ts';
+      import { RootTree } from '${agent}/os/root.ts';
+      import { authorizedKeysTask } from '${agent}/tasks/authorized-keys.ts';
+      const [root, id, key, yaml] = process.argv.slice(1);
+      const md = { source: 'ec2', instanceId: id, keys: [{ origin: 'public-keys/0', name: 'k', text: key }], productCodes: null, identityDocument: null, rejected: [] };
+      const ctx = { root: new RootTree(root), config: parseConfig(yaml, 't'), instance: { id: 'x', source: 'override' }, facts: { metadata: md } };
+      await authorizedKeysTask.run(ctx, new TaskRecorder('authorized-keys', 'network', new Console({ json: true, verbose: false })));
+    `;
+
+    function child(args: string[], crashAt: number | null): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+      return new Promise((resolve) => {
+        const env = { PATH: process.env.PATH, ...(crashAt === null ? {} : { IMPRINT_TEST_CRASH_AT: String(crashAt) }) };
+        const proc = execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ...args], { env }, (err, _stdout, stderr) => {
+          resolve({ code: proc.exitCode, signal: proc.signalCode ?? (err as { signal?: NodeJS.Signals } | null)?.signal ?? null, stderr });
+        });
+      });
+    }
+
+    it(`ends with ${DEMO_USER}'s keys in place, .ssh and the file theirs, the user's lines intact`, async () => {
+      const cfg = `authorized_keys:\n  user: ${DEMO_USER}\n`;
+      const file = host(`/home/${DEMO_USER}/.ssh/authorized_keys`);
+      let killed = 0;
+      for (let n = 1; n < 20; n += 1) {
+        await rm(host(`/home/${DEMO_USER}/.ssh`), { recursive: true, force: true });
+        for (const f of (await exec('ls', ['-A', host(`/home/${DEMO_USER}`)])).stdout.split('\n').filter((f) => f.startsWith('.imprint-'))) {
+          await rm(host(`/home/${DEMO_USER}/${f}`), { recursive: true });
+        }
+        // First instance, complete; then the second instance's run is killed at step n.
+        const first = await child([root, 'i-first', pubs[0] as string, cfg], null);
+        assert.equal(first.code, 0, first.stderr);
+        await writeFile(file, `${await readFile(file, 'utf8')}${pubs[3]} mine\n`);
+        const crashed = await child([root, 'i-second', pubs[1] as string, cfg], n);
+        if (crashed.signal !== 'SIGKILL') {
+          assert.equal(crashed.code, 0, crashed.stderr);
+          break;
+        }
+        killed = n;
+        // Right after the kill, the file is the old one or the new one, never a mix.
+        const now = await readFile(file, 'utf8');
+        assert.ok(now.includes(`${pubs[3]} mine\n`), `step ${n}: user line lost`);
+        const rerun = await child([root, 'i-second', pubs[1] as string, cfg], null);
+        assert.equal(rerun.code, 0, `step ${n}: ${rerun.stderr}`);
+        assert.equal(await readFile(file, 'utf8'), `${BEGIN('i-second')}\n${pubs[1]}\n${END}\n${pubs[3]} mine\n`, `step ${n}`);
+        assert.deepEqual(await ownerAndMode(`/home/${DEMO_USER}/.ssh/authorized_keys`), [1000, 1000, 0o600]);
+        assert.equal((await exec('ls', ['-A', host(`/home/${DEMO_USER}/.ssh`)])).stdout, 'authorized_keys\n', `step ${n}: leftovers`);
+      }
+      assert.ok(killed >= 2, `only ${killed} crash points reached`);
+    });
+
+    it('a kill while ~/.ssh is being made never leaves a root-owned ~/.ssh behind', async () => {
+      const cfg = `authorized_keys:\n  user: ${DEMO_USER}\n`;
+      const crashed = await child([root, 'i-1', pubs[0] as string, cfg], 1);
+      assert.equal(crashed.signal, 'SIGKILL');
+      assert.equal(await lstat(host(`/home/${DEMO_USER}/.ssh`)).catch(() => null), null);
+      const rerun = await child([root, 'i-1', pubs[0] as string, cfg], null);
+      assert.equal(rerun.code, 0, rerun.stderr);
+      assert.deepEqual(await ownerAndMode(`/home/${DEMO_USER}/.ssh`), [1000, 1000, 0o700]);
+      const leftovers = (await exec('ls', ['-A', host(`/home/${DEMO_USER}`)])).stdout.split('\n').filter((f) => f.startsWith('.imprint-'));
+      assert.deepEqual(leftovers, [], 'the killed run left its temp directory');
     });
   });
 
@@ -250,7 +318,9 @@ describe('authorized-keys task on a scratch tree', function () {
     });
   });
 
-  describe('attacks are refused and nothing changes, inside the tree or out', () => {
+  for (const procMode of [true, false]) describe(`attacks are refused and nothing changes, inside the tree or out (${procMode ? 'via /proc/self/fd' : 'path fallback, as without /proc'})`, () => {
+    before(() => setProcFdMode(procMode));
+    after(() => setProcFdMode(null));
     const home = `/home/${DEMO_USER}`;
     const cfg = `authorized_keys:\n  user: ${DEMO_USER}\n`;
 
@@ -260,17 +330,26 @@ describe('authorized-keys task on a scratch tree', function () {
       await chmod(host(`${home}/.ssh`), mode);
     }
 
-    async function assertRefused(why: RegExp, yaml = cfg): Promise<void> {
-      const tree = await treeDigest(root);
+    async function assertRefused(why: RegExp, yaml = cfg, digests = true): Promise<void> {
+      // (treeDigest reads every file: it would block on a FIFO, so that case compares listings.)
+      const tree = digests ? await treeDigest(root) : '';
       const out = await treeDigest(outside);
       await assert.rejects(runTask(metadata('i-0aaa', [pubs[0] as string]), yaml), (err: unknown) => {
         assert.ok(err instanceof ImprintError, String(err));
         assert.match(err.message, why);
         return true;
       });
-      assert.equal(await treeDigest(root), tree, 'the tree changed');
+      if (digests) assert.equal(await treeDigest(root), tree, 'the tree changed');
       assert.equal(await treeDigest(outside), out, 'the outside dir changed');
     }
+
+    it('(control) a sound home gets its keys, .ssh created 0700 and the file 0600, both the user\'s', async () => {
+      await runTask(metadata('i-0aaa', [pubs[0] as string]), cfg);
+      assert.deepEqual(await ownerAndMode(`${home}/.ssh`), [1000, 1000, 0o700]);
+      assert.deepEqual(await ownerAndMode(`${home}/.ssh/authorized_keys`), [1000, 1000, 0o600]);
+      await runTask(metadata('i-0bbb', [pubs[1] as string]), cfg);
+      assert.equal(await readFile(host(`${home}/.ssh/authorized_keys`), 'utf8'), `${BEGIN('i-0bbb')}\n${pubs[1]}\n${END}\n`);
+    });
 
     it('~/.ssh a symlink to <root>/etc', async () => {
       await symlink('/etc', host(`${home}/.ssh`));
@@ -315,7 +394,11 @@ describe('authorized-keys task on a scratch tree', function () {
     it('authorized_keys not a regular file (a FIFO, a directory)', async () => {
       await sshDir();
       await exec('mkfifo', [host(`${home}/.ssh/authorized_keys`)]);
-      await assertRefused(/not a regular file/);
+      const listing = async (): Promise<string> => (await exec('ls', ['-lanR', host(home)])).stdout;
+      const before = await listing();
+      await assertRefused(/not a regular file/, cfg, false);
+      assert.equal(await listing(), before);
+      assert.ok((await lstat(host(`${home}/.ssh/authorized_keys`))).isFIFO());
       await rm(host(`${home}/.ssh/authorized_keys`));
       await mkdir(host(`${home}/.ssh/authorized_keys`));
       await assertRefused(/not a regular file/);
