@@ -109,7 +109,7 @@ async function networkPhase(run: Run): Promise<void> {
     const md = resolved.metadata;
     if (!md) {
       opts.out.info('metadata', `no source answered (${opts.config.metadata.sources.join(', ')}); network tasks skipped`);
-      for (const task of wanted) report.tasks.push({ task: task.name, phase: 'network', status: 'skipped', actions: [], warnings: [], durationMs: 0, details: {} });
+      for (const task of NETWORK_TASKS) report.tasks.push({ task: task.name, phase: 'network', status: 'skipped', actions: [], warnings: [], durationMs: 0, details: {} });
       return;
     }
     Object.assign(meta, { source: md.source, instanceId: md.instanceId, protocol: resolved.protocol ?? null, rejected: md.rejected });
