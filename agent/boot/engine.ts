@@ -7,7 +7,7 @@ import type { RootTree } from '../os/root.js';
 import { notifyExtendTimeout, notifyStatus, notifySystemd } from '../os/systemd-notify.js';
 import { VERSION } from '../version.js';
 import { LOCAL_TASKS, NETWORK_TASKS } from './phases.js';
-import { TaskRecorder, type BootReport, type MetadataReport } from './report.js';
+import { TaskRecorder, type BootReport, type MetadataReport, type TaskReport } from './report.js';
 import { freshState, loadState, saveState, type InstanceState } from './state.js';
 import type { Task, TaskContext } from './task.js';
 
@@ -28,40 +28,64 @@ interface Run {
   report: BootReport;
   /** State is remembered only when the instance has an identity to key it by. */
   persist: boolean;
+  /** The state write in progress (writes are serialized). */
+  saving: Promise<void>;
 }
 
-async function runTasks(run: Run, tasks: readonly Task[]): Promise<void> {
-  const { opts, ctx, state, report } = run;
-  for (const task of tasks) {
-    const rec = new TaskRecorder(task.name, task.phase, opts.out);
-    const started = performance.now();
-    const disabled = task.disabledBecause(opts.config);
-    try {
-      if (disabled) {
-        rec.report.status = 'skipped';
-        rec.verbose(`skipped: ${disabled}`);
-      } else if (state.completed[task.name]) {
-        rec.report.status = 'unchanged';
-        rec.action(`already done for this instance (${state.completed[task.name]})`);
-      } else if (opts.dryRun) {
-        rec.report.status = 'planned';
-        for (const line of await task.plan(ctx)) rec.action(line);
-      } else {
-        void notifyStatus(`${task.phase} phase: ${task.name}`);
-        const outcome = await task.run(ctx, rec);
-        rec.report.status = outcome === 'skipped' ? 'skipped' : 'done';
-        state.completed[task.name] = new Date().toISOString();
-        if (run.persist) await saveState(opts.root, state);
-      }
-    } catch (err) {
-      rec.report.status = 'failed';
-      rec.report.error = errorMessage(err);
-      opts.out.error(task.name, rec.report.error);
+/** Runs one task and returns its report; failures are reported, never thrown. */
+async function runTask(run: Run, task: Task): Promise<TaskReport> {
+  const { opts, ctx } = run;
+  const rec = new TaskRecorder(task.name, task.phase, opts.out);
+  const started = performance.now();
+  const disabled = task.disabledBecause(opts.config);
+  try {
+    if (disabled) {
+      rec.report.status = 'skipped';
+      rec.verbose(`skipped: ${disabled}`);
+    } else if (run.state.completed[task.name]) {
+      rec.report.status = 'unchanged';
+      rec.action(`already done for this instance (${run.state.completed[task.name]})`);
+    } else if (opts.dryRun) {
+      rec.report.status = 'planned';
+      for (const line of await task.plan(ctx)) rec.action(line);
+    } else {
+      void notifyStatus(`${task.phase} phase: ${task.name}`);
+      const outcome = await task.run(ctx, rec);
+      rec.report.status = outcome === 'skipped' ? 'skipped' : 'done';
+      run.state.completed[task.name] = new Date().toISOString();
+      if (run.persist) await remember(run);
     }
-    rec.report.durationMs = Math.round(performance.now() - started);
-    const earlier = report.tasks.findIndex((t) => t.task === task.name);
-    if (earlier === -1) report.tasks.push(rec.report);
-    else report.tasks[earlier] = rec.report; // redone for a newly discovered instance
+  } catch (err) {
+    rec.report.status = 'failed';
+    rec.report.error = errorMessage(err);
+    opts.out.error(task.name, rec.report.error);
+  }
+  rec.report.durationMs = Math.round(performance.now() - started);
+  return rec.report;
+}
+
+/** State writes one at a time, each with everything completed so far. */
+function remember(run: Run): Promise<void> {
+  run.saving = run.saving.catch(() => undefined).then(() => saveState(run.opts.root, run.state));
+  return run.saving;
+}
+
+/**
+ * Runs a phase's tasks, each as soon as the tasks it comes after have finished (whatever their
+ * outcome: a task that needs another's result checks it itself). Independent work overlaps:
+ * the account tasks run while ssh-keygen searches for RSA primes.
+ */
+async function runTasks(run: Run, tasks: readonly Task[]): Promise<void> {
+  const running = new Map<string, Promise<TaskReport>>();
+  for (const task of tasks) {
+    const before = task.after.map((name) => running.get(name)).filter((p): p is Promise<TaskReport> => p !== undefined);
+    running.set(task.name, Promise.all(before).then(() => runTask(run, task)));
+  }
+  const reports = await Promise.all(running.values());
+  for (const report of reports) {
+    const earlier = run.report.tasks.findIndex((t) => t.task === report.task);
+    if (earlier === -1) run.report.tasks.push(report);
+    else run.report.tasks[earlier] = report; // redone for a newly discovered instance
   }
 }
 
@@ -148,7 +172,7 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
     command: 'boot', version: VERSION, root: root.dir, dryRun: opts.dryRun,
     instance: { id: state.instanceId ?? hint.id, source: hint.source, previous }, metadata: null, tasks: [], status: 'ok', exitCode: 0,
   };
-  const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none' };
+  const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none', saving: Promise.resolve() };
   await runTasks(run, LOCAL_TASKS);
   // Host keys exist and sshd is keys-only: sshd may start while the network phase goes on.
   if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: 'local phase done; asking the metadata service' });

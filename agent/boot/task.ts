@@ -6,8 +6,6 @@ import type { TaskRecorder } from './report.js';
 
 /** Facts one task learns that a later task needs; the engine orders tasks so they are there. */
 export interface Facts {
-  /** `sshd -T` of the configuration in effect after the sshd task, lower-case keys. */
-  sshdEffective?: Map<string, string[]>;
   /** What the metadata source said (network phase). */
   metadata?: InstanceMetadata;
 }
@@ -22,6 +20,8 @@ export interface TaskContext {
 export interface Task {
   name: string;
   phase: 'local' | 'network';
+  /** Tasks of the same phase that must finish first; the others run concurrently. */
+  after: readonly string[];
   /** Why the task is off in this config, or null when it runs. */
   disabledBecause(config: Config): string | null;
   /** Lines saying what run() would do, without changing anything (--dry-run). */

@@ -167,6 +167,7 @@ async function decide(ctx: TaskContext): Promise<Decision> {
 export const authorizedKeysTask: Task = {
   name: 'authorized-keys',
   phase: 'network',
+  after: [],
 
   disabledBecause: (config) => (config.authorizedKeys.enabled ? null : 'authorized_keys.enabled is false'),
 

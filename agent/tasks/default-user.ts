@@ -29,6 +29,7 @@ function sudoersText(user: DefaultUser): string {
 export const defaultUserTask: Task = {
   name: 'default-user',
   phase: 'local',
+  after: [],
 
   disabledBecause: (config) => (config.defaultUser ? null : 'no default_user in the config'),
 

@@ -94,6 +94,7 @@ async function removeStaleTemps(ctx: TaskContext, wanted: WantedKey[]): Promise<
 export const hostKeysTask: Task = {
   name: 'host-keys',
   phase: 'local',
+  after: [],
 
   disabledBecause: (config) => (config.hostKeys.enabled ? null : 'host_keys.enabled is false'),
 

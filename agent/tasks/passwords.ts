@@ -5,6 +5,7 @@ import { ImprintError } from '../os/errors.js';
 import { readTreeText } from '../os/files.js';
 import { chpasswd, lockPassword, type CryptMethod } from '../os/shadow-utils.js';
 import { hashScheme, parseAccountFile, passwdEntries, passwordState, type AccountFile } from '../parsers/accounts.js';
+import { loadConfigSet, firstGlobal } from '../sshd/config-set.js';
 import { permitRootLogin } from '../sshd/desired.js';
 
 // Every targeted account gets a fresh random password nobody knows (32 bytes from the CSPRNG,
@@ -54,8 +55,12 @@ async function cryptMethod(ctx: TaskContext): Promise<CryptMethod> {
  * whose password field starts with "!" — locking them would lock the user out — so they get
  * the unknown random password only.
  */
-function keyLoginAccounts(ctx: TaskContext): Set<string> {
-  const usePam = ctx.facts.sshdEffective?.get('usepam')?.[0];
+async function keyLoginAccounts(ctx: TaskContext): Promise<Set<string>> {
+  // Read from the files sshd reads (first value wins; UsePAM is not allowed inside Match), so
+  // this task need not wait for sshd -T. No sshd_config: no sshd, nothing to guard.
+  const set = await loadConfigSet(ctx.root).catch(() => null);
+  if (!set) return new Set();
+  const usePam = firstGlobal(set, 'usepam')?.line.value.toLowerCase() ?? 'no';
   if (usePam !== 'no') return new Set();
   const accounts = new Set<string>();
   if (permitRootLogin(ctx.config) !== 'no') accounts.add('root');
@@ -66,6 +71,7 @@ function keyLoginAccounts(ctx: TaskContext): Set<string> {
 export const passwordsTask: Task = {
   name: 'passwords',
   phase: 'local',
+  after: ['default-user'],
 
   disabledBecause: (config) => (config.passwords.enabled ? null : 'passwords.enabled is false'),
 
@@ -89,7 +95,7 @@ export const passwordsTask: Task = {
     const method = await cryptMethod(ctx);
     const entries = targets.accounts.map((user) => ({ user, password: randomBytes(32).toString('base64url') }));
     await chpasswd(ctx.root, entries, method);
-    const keepUnlocked = keyLoginAccounts(ctx);
+    const keepUnlocked = await keyLoginAccounts(ctx);
     for (const user of targets.accounts) {
       if (keepUnlocked.has(user)) {
         rec.warn(`${user}: random password set but not locked: sshd has UsePAM no and would refuse key logins to a locked account`);

@@ -108,6 +108,7 @@ function config(ctx: TaskContext): ProductCodesConfig {
 export const productCodesTask: Task = {
   name: 'product-codes',
   phase: 'network',
+  after: [],
 
   disabledBecause: (cfg) => (cfg.productCodes.expected.length === 0 ? 'no product_codes.expected in the config' : null),
 

@@ -170,6 +170,7 @@ const REPORTED = ['passwordauthentication', 'kbdinteractiveauthentication', 'per
 export const sshdConfigTask: Task = {
   name: 'sshd-config',
   phase: 'local',
+  after: ['host-keys'],
 
   disabledBecause: (config) => (config.sshd.enabled ? null : 'sshd.enabled is false'),
 
@@ -191,6 +192,7 @@ export const sshdConfigTask: Task = {
     const plan = await planSshdConfig(ctx);
     rec.verbose(`checking with sshd in ${runner.mode} mode`);
 
+    let effectiveText: string;
     if (plan.candidates.size > 0) {
       try {
         await checkCandidates(ctx, runner, plan.candidates);
@@ -208,7 +210,8 @@ export const sshdConfigTask: Task = {
       }
       for (const change of plan.changes) rec.action(change);
       try {
-        await runner.effective(MAIN_CONFIG);
+        // The real files, read the way sshd will read them: the proof, and the effective settings.
+        effectiveText = await runner.effective(MAIN_CONFIG);
       } catch (err) {
         for (const [file, old] of previous) {
           if (old.text === null) await shredTreeFile(ctx.root, file);
@@ -218,10 +221,10 @@ export const sshdConfigTask: Task = {
       }
     } else {
       rec.action('sshd already keeps the keys-only settings; no file changed');
+      effectiveText = await runner.effective(MAIN_CONFIG);
     }
 
-    const effective = parseEffectiveConfig(await runner.effective(MAIN_CONFIG));
-    ctx.facts.sshdEffective = effective;
+    const effective = parseEffectiveConfig(effectiveText);
     const summary = Object.fromEntries(REPORTED.filter((k) => effective.has(k)).map((k) => [k, (effective.get(k) as string[]).join(', ')]));
     rec.detail('mode', plan.mode);
     rec.detail('checkedWith', runner.mode);
