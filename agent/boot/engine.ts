@@ -1,5 +1,4 @@
 import type { Config } from '../config.js';
-import { resolveMetadata } from '../metadata/resolve.js';
 import type { Console } from '../os/console.js';
 import { errorMessage } from '../os/errors.js';
 import { localIdentity, type LocalIdentity } from '../os/identity.js';
@@ -106,8 +105,10 @@ async function networkPhase(run: Run): Promise<void> {
   void notifyStatus('network phase: asking the metadata service');
   const meta: MetadataReport = { source: null, instanceId: null, protocol: null, rejected: [], error: null };
   report.metadata = meta;
-  let resolved;
+  let resolved: Awaited<ReturnType<typeof import('../metadata/resolve.js').resolveMetadata>>;
   try {
+    // Loaded on demand: the HTTP stack is most of the bundle's start-up cost.
+    const { resolveMetadata } = await import('../metadata/resolve.js');
     resolved = await resolveMetadata({
       root: opts.root, config: opts.config.metadata, explicitUrl: opts.explicitMetadataUrl ?? false,
       note: (line) => opts.out.info('metadata', line),

@@ -84,6 +84,14 @@ async function fingerprintOf(ctx: TaskContext, pubInTree: string): Promise<strin
   }
 }
 
+async function removePublicFile(ctx: TaskContext, f: string): Promise<'unlinked' | 'absent'> {
+  await ctx.root.assertNoSymlinks(path.posix.dirname(f));
+  return unlink(ctx.root.path(f)).then(() => 'unlinked' as const, (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return 'absent' as const;
+    throw err;
+  });
+}
+
 /** A run killed during generation leaves half-made keys under hidden names: remove them. */
 async function removeStaleTemps(ctx: TaskContext, wanted: WantedKey[]): Promise<void> {
   for (const dir of new Set(['/etc/ssh', ...wanted.map((k) => path.posix.dirname(k.path))])) {
@@ -108,20 +116,21 @@ export const hostKeysTask: Task = {
 
   async run(ctx: TaskContext, rec: TaskRecorder) {
     const wanted = await wantedKeys(ctx, (m) => rec.warn(m));
-    await removeStaleTemps(ctx, wanted);
-    const oldFiles = await existingHostFiles(ctx, wanted);
-    const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
-    // A key path that is itself a link is removed (never followed) and replaced below.
     for (const k of wanted) await ctx.root.assertNoSymlinks(path.posix.dirname(k.path));
-
-    const group = await sshKeysGroup(ctx);
+    await removeStaleTemps(ctx, wanted);
     const comment = `root@${await hostname(ctx)}`;
     // New keys are made beside their final names first: if generation fails, the image's keys
-    // are still there and sshd can still start.
-    const temps = wanted.map((k) => ({ key: k, temp: `${path.posix.dirname(k.path)}/.imprint-new-${randomBytes(6).toString('hex')}` }));
+    // are still there and sshd can still start. RSA (the slow prime search) starts first, and
+    // everything else here happens while the keys are generated.
+    const temps = [...wanted].sort((a, b) => Number(b.type === 'rsa') - Number(a.type === 'rsa'))
+      .map((k) => ({ key: k, temp: `${path.posix.dirname(k.path)}/.imprint-new-${randomBytes(6).toString('hex')}` }));
     const started = Date.now();
+    const generated = Promise.all(temps.map(({ key, temp }) => generateKeyPair(key.type, key.bits, ctx.root.path(temp), comment)));
+    generated.catch(() => undefined); // observed below; never an unhandled rejection meanwhile
+    const [oldFiles, group] = await Promise.all([existingHostFiles(ctx, wanted), sshKeysGroup(ctx)]);
+    const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
     try {
-      await Promise.all(temps.map(({ key, temp }) => generateKeyPair(key.type, key.bits, ctx.root.path(temp), comment)));
+      await generated;
     } catch (err) {
       await Promise.all(temps.flatMap(({ temp }) => [temp, `${temp}.pub`]).map((t) => unlink(ctx.root.path(t)).catch(() => undefined)));
       throw new ImprintError(`key generation failed, the image's keys are unchanged: ${(err as Error).message}`);
@@ -133,13 +142,14 @@ export const hostKeysTask: Task = {
     }
 
     for (const f of oldFiles) {
-      const how = await shredTreeFile(ctx.root, f);
+      // Public halves are public: removing them is enough.
+      const how = f.endsWith('.pub') ? await removePublicFile(ctx, f) : await shredTreeFile(ctx.root, f);
       if (how !== 'absent') rec.verbose(`${how} ${f}`);
     }
     if (oldFiles.length > 0) rec.action(`removed ${oldFiles.length} old host key file(s): ${oldFiles.map((f) => path.posix.basename(f)).join(', ')}`);
 
     const fingerprints: string[] = [];
-    for (const { key, temp } of temps) {
+    for (const { key, temp } of wanted.map((k) => temps.find((t) => t.key === k) as (typeof temps)[number])) {
       await replaceTreeFile(ctx.root, ctx.root.path(temp), key.path);
       await replaceTreeFile(ctx.root, ctx.root.path(`${temp}.pub`), `${key.path}.pub`);
       const fp = await fingerprintOf(ctx, `${key.path}.pub`);
