@@ -1,18 +1,33 @@
-// Bundles agent/main.ts and its dependencies into one CommonJS file (dist/imprint.cjs): the
-// input of the single binary, and what the tests run, so they test what ships.
+// Bundles the agent into dist/imprint.cjs (what the tests run and the binary ships) and its
+// heavy libraries into dist/imprint-vendor.cjs, required lazily from the first on first use.
 import { build } from 'esbuild';
 import { readFile } from 'node:fs/promises';
 
-const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
-await build({
-  entryPoints: [new URL('../agent/main.ts', import.meta.url).pathname],
-  outfile: new URL('../dist/imprint.cjs', import.meta.url).pathname,
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  banner: { js: '#!/usr/bin/env node' },
-  define: { IMPRINT_VERSION: JSON.stringify(pkg.version) },
-  legalComments: 'none',
-  logLevel: 'warning',
-});
+const here = (p) => new URL(p, import.meta.url).pathname;
+const pkg = JSON.parse(await readFile(here('../package.json'), 'utf8'));
+const VENDORED = ['undici', 'pkijs', 'asn1js'];
+
+/** Resolves `import ... from 'undici'` to a stub that requires the vendor bundle beside us. */
+const vendorStubs = {
+  name: 'vendor-stubs',
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`^(${VENDORED.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendor' }));
+    b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => ({
+      contents: `module.exports = require(require('node:path').join(__dirname, 'imprint-vendor.cjs'))[${JSON.stringify(args.path)}];`,
+      loader: 'js',
+    }));
+  },
+};
+
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', legalComments: 'none', logLevel: 'warning' };
+await Promise.all([
+  build({
+    ...common,
+    entryPoints: [here('../agent/main.ts')],
+    outfile: here('../dist/imprint.cjs'),
+    banner: { js: '#!/usr/bin/env node' },
+    define: { IMPRINT_VERSION: JSON.stringify(pkg.version) },
+    plugins: [vendorStubs],
+  }),
+  build({ ...common, entryPoints: [here('./vendor-entry.cjs')], outfile: here('../dist/imprint-vendor.cjs') }),
+]);

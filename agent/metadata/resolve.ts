@@ -2,7 +2,7 @@ import type { MetadataConfig, MetadataSourceName } from '../config.js';
 import { errorMessage } from '../os/errors.js';
 import type { RootTree } from '../os/root.js';
 import { Deadline } from './deadline.js';
-import { Ec2MetadataClient, type Ec2Hooks } from './ec2.js';
+import type { Ec2Hooks } from './ec2.js';
 import { readConfigDrive, readNoCloud } from './seeds.js';
 import type { InstanceMetadata } from './types.js';
 
@@ -37,6 +37,8 @@ export async function resolveMetadata(opts: ResolveOptions): Promise<Resolved> {
         opts.note('ec2: skipped for an offline tree (give --metadata-url to use a metadata service)');
         return { metadata: null, close: async () => undefined };
       }
+      // The HTTP stack loads only when the metadata service is really asked.
+      const { Ec2MetadataClient } = await import('./ec2.js');
       const client = new Ec2MetadataClient(opts.config, new Deadline(opts.config.deadlineMs), opts.hooks);
       try {
         const metadata = await client.read();
