@@ -9,12 +9,17 @@ import { run } from './exec.js';
 
 async function deviceWithLabel(labels: string[]): Promise<string | null> {
   for (const label of labels) {
-    const link = `/dev/disk/by-label/${label}`;
     try {
-      return path.resolve('/dev/disk/by-label', await readlink(link));
+      return path.resolve('/dev/disk/by-label', await readlink(`/dev/disk/by-label/${label}`));
     } catch {
-      /* not present under this spelling */
+      /* not there under this spelling, or no udev links at all (early boot, containers) */
     }
+  }
+  // Without udev's links, blkid probes the block devices itself (exit 2: no such label).
+  for (const label of labels) {
+    const found = await run('blkid', ['-l', '-t', `LABEL=${label}`, '-o', 'device'], { okCodes: [2], timeoutMs: 10_000 }).catch(() => null);
+    const device = found?.stdout.trim();
+    if (device && device.startsWith('/dev/')) return device;
   }
   return null;
 }

@@ -136,7 +136,14 @@ describe('EC2 metadata client against imprint emulate', () => {
     assert.ok(elapsed >= 1_100 && elapsed < 2_000, `ended after ${Math.round(elapsed)} ms`);
   });
 
+  it('talks to an IPv6 endpoint (the form of http://[fd00:ec2::254])', async () => {
+    emulator = await startEmulator({ instanceId: 'i-0123456789abcdef0', keys: [KEY], listen: { host: '::1', port: 0 } });
+    assert.match(emulator.url, /^http:\/\/\[::1\]:\d+$/);
+    assert.equal((await connect(emulator.url).read()).instanceId, 'i-0123456789abcdef0');
+  });
+
   it('refuses the real metadata address while the test guard is set', async () => {
     await assert.rejects(connect('http://169.254.169.254').read(), /refusing to contact 169\.254\.169\.254/);
+    await assert.rejects(connect('http://[fd00:ec2::254]').read(), /refusing to contact \[fd00:ec2::254\]/);
   });
 });
