@@ -29,16 +29,22 @@ interface Run {
   persist: boolean;
   /** The state write in progress (writes are serialized). */
   saving: Promise<void>;
+  /** Background tasks still running (awaited before the boot ends). */
+  background: Promise<void>[];
 }
 
 /** Runs one task and returns its report; failures are reported, never thrown. */
-async function runTask(run: Run, task: Task): Promise<TaskReport> {
+async function runTask(run: Run, task: Task, before: TaskReport[]): Promise<TaskReport> {
   const { opts, ctx } = run;
   const rec = new TaskRecorder(task.name, task.phase, opts.out);
   const started = performance.now();
   const disabled = task.disabledBecause(opts.config);
+  const failedNeed = before.find((r) => task.needs?.includes(r.task) && r.status === 'failed');
   try {
-    if (disabled) {
+    if (failedNeed) {
+      rec.report.status = 'skipped';
+      rec.action(`skipped: ${failedNeed.task} failed`);
+    } else if (disabled) {
       rec.report.status = 'skipped';
       rec.verbose(`skipped: ${disabled}`);
     } else if (run.state.completed[task.name]) {
@@ -78,13 +84,17 @@ async function runTasks(run: Run, tasks: readonly Task[]): Promise<void> {
   const running = new Map<string, Promise<TaskReport>>();
   for (const task of tasks) {
     const before = task.after.map((name) => running.get(name)).filter((p): p is Promise<TaskReport> => p !== undefined);
-    running.set(task.name, Promise.all(before).then(() => runTask(run, task)));
+    running.set(task.name, Promise.all(before).then((reports) => runTask(run, task, reports)));
   }
-  const reports = await Promise.all(running.values());
-  for (const report of reports) {
+  const record = (report: TaskReport): void => {
     const earlier = run.report.tasks.findIndex((t) => t.task === report.task);
     if (earlier === -1) run.report.tasks.push(report);
     else run.report.tasks[earlier] = report; // redone for a newly discovered instance
+  };
+  for (const task of tasks) {
+    const report = running.get(task.name) as Promise<TaskReport>;
+    if (task.background) run.background.push(report.then(record));
+    else record(await report);
   }
 }
 
@@ -173,11 +183,14 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
     command: 'boot', version: VERSION, root: root.dir, dryRun: opts.dryRun,
     instance: { id: state.instanceId ?? hint.id, source: hint.source, previous }, metadata: null, tasks: [], status: 'ok', exitCode: 0,
   };
-  const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none', saving: Promise.resolve() };
+  const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none', saving: Promise.resolve(), background: [] };
   await runTasks(run, LOCAL_TASKS);
   // Host keys exist and sshd is keys-only: sshd may start while the network phase goes on.
   if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: 'local phase done; asking the metadata service' });
   await networkPhase(run);
+  await Promise.all(run.background);
+  const order = [...LOCAL_TASKS, ...NETWORK_TASKS].map((t) => t.name);
+  report.tasks.sort((a, b) => order.indexOf(a.task) - order.indexOf(b.task));
   if (report.tasks.some((t) => t.status === 'failed')) {
     report.status = 'failed';
     report.exitCode = 1;

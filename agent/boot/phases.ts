@@ -1,5 +1,5 @@
 import { defaultUserTask } from '../tasks/default-user.js';
-import { hostKeysTask } from '../tasks/host-keys.js';
+import { hostKeysLateTask, hostKeysTask } from '../tasks/host-keys.js';
 import { passwordsTask } from '../tasks/passwords.js';
 import { sshdConfigTask } from '../tasks/sshd-config.js';
 import { authorizedKeysTask } from '../tasks/authorized-keys.js';
@@ -11,7 +11,7 @@ import type { Task } from './task.js';
  * them), then sshd (its effective UsePAM decides how passwords may be locked), the default
  * user, then passwords (which locks the default user too).
  */
-export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defaultUserTask, passwordsTask];
+export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defaultUserTask, passwordsTask, hostKeysLateTask];
 
 /** The network phase: everything that needs what the metadata source said. */
 export const NETWORK_TASKS: readonly Task[] = [authorizedKeysTask, productCodesTask];

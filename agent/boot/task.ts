@@ -2,12 +2,15 @@ import type { Config } from '../config.js';
 import type { RootTree } from '../os/root.js';
 import type { LocalIdentity } from '../os/identity.js';
 import type { InstanceMetadata } from '../metadata/types.js';
+import type { PendingHostKeys } from '../tasks/host-keys.js';
 import type { TaskRecorder } from './report.js';
 
 /** Facts one task learns that a later task needs; the engine orders tasks so they are there. */
 export interface Facts {
   /** What the metadata source said (network phase). */
   metadata?: InstanceMetadata;
+  /** Host keys still being generated when the host-keys task ended. */
+  pendingHostKeys?: PendingHostKeys;
 }
 
 export interface TaskContext {
@@ -22,6 +25,10 @@ export interface Task {
   phase: 'local' | 'network';
   /** Tasks of the same phase that must finish first; the others run concurrently. */
   after: readonly string[];
+  /** Of those, the ones that must have succeeded; if one failed, this task is skipped. */
+  needs?: readonly string[];
+  /** Runs on past the end of its phase (sshd may start meanwhile); awaited before boot ends. */
+  background?: boolean;
   /** Why the task is off in this config, or null when it runs. */
   disabledBecause(config: Config): string | null;
   /** Lines saying what run() would do, without changing anything (--dry-run). */

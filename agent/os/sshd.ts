@@ -27,6 +27,8 @@ async function executable(hostPath: string): Promise<boolean> {
 
 export interface SshdRunner {
   mode: SshdMode;
+  /** The version of the sshd that will run (major, minor), from `sshd -V`. */
+  version(): Promise<[number, number] | null>;
   /** `sshd -T -f <configInTree>`: validates the whole configuration and prints the effective settings. */
   effective(configInTree: string): Promise<string>;
 }
@@ -37,6 +39,7 @@ export async function sshdRunner(root: RootTree): Promise<SshdRunner> {
     if (!sshd) throw new ImprintError('sshd is not installed: cannot validate sshd_config');
     return {
       mode: 'live',
+      version: () => versionOf(sshd, []),
       effective: async (config) => {
         // sshd refuses to check a config without its privilege-separation directory; on a
         // booted system it belongs there anyway (ssh.service creates the same directory).
@@ -48,7 +51,7 @@ export async function sshdRunner(root: RootTree): Promise<SshdRunner> {
   for (const candidate of SSHD_PATHS) {
     const info = await statTree(root, candidate);
     if (info?.isFile() && (info.mode & 0o111) !== 0) {
-      return { mode: 'chroot', effective: (config) => inChroot(root, candidate, config) };
+      return { mode: 'chroot', version: () => versionOf('/usr/sbin/chroot', [root.dir, candidate]), effective: (config) => inChroot(root, candidate, config) };
     }
   }
   const hostSshd = await firstExecutable(SSHD_PATHS);
@@ -57,11 +60,19 @@ export async function sshdRunner(root: RootTree): Promise<SshdRunner> {
   if (!bwrap) throw new ImprintError('the tree has no sshd; checking it with this machine\'s sshd needs bubblewrap (apt-get install bubblewrap)');
   return {
     mode: 'host-sshd',
+    version: () => versionOf(hostSshd, []),
     effective: async (config) => {
       const args = ['--dev-bind', '/', '/', '--bind', root.path('/etc/ssh'), '/etc/ssh', '--tmpfs', '/run', '--dir', '/run/sshd', '--', hostSshd, '-T', '-f', config];
       return (await run(bwrap, args)).stdout;
     },
   };
+}
+
+async function versionOf(program: string, prefix: string[]): Promise<[number, number] | null> {
+  const sshd = prefix.length > 0 ? [...prefix, '-V'] : ['-V'];
+  const out = await run(program, sshd, { okCodes: [1] }).catch(() => null);
+  const m = /OpenSSH_(\d+)\.(\d+)/.exec(`${out?.stderr ?? ''}${out?.stdout ?? ''}`);
+  return m ? [Number(m[1]), Number(m[2])] : null;
 }
 
 async function firstExecutable(paths: string[]): Promise<string | undefined> {

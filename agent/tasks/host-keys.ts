@@ -7,6 +7,7 @@ import { listTreeDir, readTreeText, replaceTreeFile, setTreeOwnership, shredTree
 import { generateKeyPair, type HostKeyType } from '../os/ssh-keygen.js';
 import { groupEntries, parseAccountFile } from '../parsers/accounts.js';
 import { fingerprintLine, parsePublicKey } from '../parsers/ssh-public-key.js';
+import { sshdRunner } from '../os/sshd.js';
 import { loadConfigSet } from '../sshd/config-set.js';
 import { splitArgs } from '../parsers/sshd-config.js';
 import { unlink } from 'node:fs/promises';
@@ -14,12 +15,37 @@ import { unlink } from 'node:fs/promises';
 // Fresh SSH host keys for every instance: the image's keys are overwritten and unlinked, new
 // ones are generated in parallel by the distribution's ssh-keygen and renamed into place.
 
-interface WantedKey {
+export interface WantedKey {
   type: HostKeyType;
   /** In-tree path of the private key. */
   path: string;
   bits?: number;
 }
+
+/** A key being generated beside its final name; `done` settles when its ssh-keygen exits. */
+export interface KeyInProgress {
+  key: WantedKey;
+  temp: string;
+  done: Promise<void>;
+}
+
+/** Keys still being generated when the host-keys task finished, for host-keys-late. */
+export interface PendingHostKeys {
+  keys: KeyInProgress[];
+  generated: Promise<void>;
+  group: number | undefined;
+  /** Every key of the instance, for the fingerprint block printed when the last one is in. */
+  all: WantedKey[];
+}
+
+/**
+ * RSA's prime search takes 0.2 to 2 s; ed25519 and ecdsa take milliseconds. Up to OpenSSH 9.7
+ * sshd re-executes itself for every connection and loads the host keys from disk each time,
+ * so a key written after sshd started is offered to the next connection with no reload: sshd
+ * can start on the fast keys and RSA joins when it is ready. From 9.8 the listener hands the
+ * keys to sshd-session, so there RSA is waited for.
+ */
+const SLOW_TYPES: ReadonlySet<HostKeyType> = new Set(['rsa']);
 
 const HOST_KEY_NAME = /^ssh_host_(ed25519|ecdsa|rsa|dsa)_key$/;
 const DEFAULT_TYPES: HostKeyType[] = ['ed25519', 'ecdsa', 'rsa'];
@@ -99,6 +125,54 @@ async function removeStaleTemps(ctx: TaskContext, wanted: WantedKey[]): Promise<
   }
 }
 
+async function sshdLoadsKeysPerConnection(ctx: TaskContext): Promise<boolean> {
+  const version = await sshdRunner(ctx.root).then((r) => r.version(), () => null);
+  return version !== null && (version[0] < 9 || (version[0] === 9 && version[1] < 8));
+}
+
+async function generate(ctx: TaskContext, keys: WantedKey[], comment: string): Promise<{ inProgress: KeyInProgress[]; generated: Promise<void> }> {
+  for (const k of keys) await ctx.root.assertNoSymlinks(path.posix.dirname(k.path));
+  // RSA first: it is the long one. New keys are made beside their final names, so if
+  // generation fails the image's keys are still there and sshd can still start.
+  const inProgress = [...keys].sort((a, b) => Number(SLOW_TYPES.has(b.type)) - Number(SLOW_TYPES.has(a.type))).map((key) => {
+    const temp = `${path.posix.dirname(key.path)}/.imprint-new-${randomBytes(6).toString('hex')}`;
+    const done = generateKeyPair(key.type, key.bits, ctx.root.path(temp), comment);
+    done.catch(() => undefined); // awaited by whoever installs the key; never unhandled meanwhile
+    return { key, temp, done };
+  });
+  return { inProgress, generated: allDone(inProgress) };
+}
+
+function allDone(keys: KeyInProgress[]): Promise<void> {
+  return Promise.all(keys.map((k) => k.done)).then(() => undefined);
+}
+
+async function discard(ctx: TaskContext, keys: KeyInProgress[]): Promise<void> {
+  await Promise.all(keys.flatMap(({ temp }) => [temp, `${temp}.pub`]).map((t) => unlink(ctx.root.path(t)).catch(() => undefined)));
+}
+
+/** Sets modes and renames generated keys into place; returns their fingerprint lines. */
+async function install(ctx: TaskContext, rec: TaskRecorder, keys: KeyInProgress[], group: number | undefined): Promise<string[]> {
+  const lines: string[] = [];
+  for (const { key, temp } of keys) {
+    await setTreeOwnership(ctx.root, temp, group === undefined ? { mode: 0o600, uid: 0, gid: 0 } : { mode: 0o640, uid: 0, gid: group });
+    await setTreeOwnership(ctx.root, `${temp}.pub`, { mode: 0o644, uid: 0, gid: 0 });
+    await replaceTreeFile(ctx.root, ctx.root.path(temp), key.path);
+    await replaceTreeFile(ctx.root, ctx.root.path(`${temp}.pub`), `${key.path}.pub`);
+    const fp = await fingerprintOf(ctx, `${key.path}.pub`);
+    if (fp === null) throw new ImprintError(`${key.path}.pub was not written correctly`);
+    lines.push(fp);
+    rec.action(`generated ${key.type} ${key.path} ${fp.split(' ')[1]}`);
+  }
+  return lines;
+}
+
+async function printFingerprints(ctx: TaskContext, rec: TaskRecorder, keys: WantedKey[]): Promise<string[]> {
+  const lines = (await Promise.all(keys.map((k) => fingerprintOf(ctx, `${k.path}.pub`)))).filter((f): f is string => f !== null);
+  rec.block(['-----BEGIN SSH HOST KEY FINGERPRINTS-----', ...lines, '-----END SSH HOST KEY FINGERPRINTS-----']);
+  return lines;
+}
+
 export const hostKeysTask: Task = {
   name: 'host-keys',
   phase: 'local',
@@ -109,7 +183,7 @@ export const hostKeysTask: Task = {
   async plan(ctx) {
     const lines: string[] = [];
     const wanted = await wantedKeys(ctx, (m) => lines.push(`warning: ${m}`));
-    for (const f of await existingHostFiles(ctx, wanted)) lines.push(`would shred and remove ${f}`);
+    for (const f of await existingHostFiles(ctx, wanted)) lines.push(`would ${f.endsWith('.pub') ? 'remove' : 'shred and remove'} ${f}`);
     for (const k of wanted) lines.push(`would generate ${k.type}${k.bits ? ` ${k.bits}` : ''} ${k.path}`);
     return lines;
   },
@@ -118,28 +192,21 @@ export const hostKeysTask: Task = {
     const wanted = await wantedKeys(ctx, (m) => rec.warn(m));
     for (const k of wanted) await ctx.root.assertNoSymlinks(path.posix.dirname(k.path));
     await removeStaleTemps(ctx, wanted);
-    const comment = `root@${await hostname(ctx)}`;
-    // New keys are made beside their final names first: if generation fails, the image's keys
-    // are still there and sshd can still start. RSA (the slow prime search) starts first, and
-    // everything else here happens while the keys are generated.
-    const temps = [...wanted].sort((a, b) => Number(b.type === 'rsa') - Number(a.type === 'rsa'))
-      .map((k) => ({ key: k, temp: `${path.posix.dirname(k.path)}/.imprint-new-${randomBytes(6).toString('hex')}` }));
     const started = Date.now();
-    const generated = Promise.all(temps.map(({ key, temp }) => generateKeyPair(key.type, key.bits, ctx.root.path(temp), comment)));
-    generated.catch(() => undefined); // observed below; never an unhandled rejection meanwhile
-    const [oldFiles, group] = await Promise.all([existingHostFiles(ctx, wanted), sshKeysGroup(ctx)]);
+    const { inProgress } = await generate(ctx, wanted, `root@${await hostname(ctx)}`);
+    // Everything else happens while ssh-keygen works.
+    const [oldFiles, group, perConnection] = await Promise.all([existingHostFiles(ctx, wanted), sshKeysGroup(ctx), sshdLoadsKeysPerConnection(ctx)]);
     const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
+    const fast = inProgress.filter((k) => !SLOW_TYPES.has(k.key.type));
+    const late = perConnection && fast.length > 0 ? inProgress.filter((k) => SLOW_TYPES.has(k.key.type)) : [];
+    const now = inProgress.filter((k) => !late.includes(k));
     try {
-      await generated;
+      await allDone(now);
     } catch (err) {
-      await Promise.all(temps.flatMap(({ temp }) => [temp, `${temp}.pub`]).map((t) => unlink(ctx.root.path(t)).catch(() => undefined)));
+      await discard(ctx, inProgress);
       throw new ImprintError(`key generation failed, the image's keys are unchanged: ${(err as Error).message}`);
     }
-    rec.verbose(`generated ${wanted.map((k) => k.type).join(', ')} in ${Date.now() - started} ms`);
-    for (const { temp } of temps) {
-      await setTreeOwnership(ctx.root, temp, group === undefined ? { mode: 0o600, uid: 0, gid: 0 } : { mode: 0o640, uid: 0, gid: group });
-      await setTreeOwnership(ctx.root, `${temp}.pub`, { mode: 0o644, uid: 0, gid: 0 });
-    }
+    rec.verbose(`generated ${now.map((k) => k.key.type).join(', ')} in ${Date.now() - started} ms`);
 
     for (const f of oldFiles) {
       // Public halves are public: removing them is enough.
@@ -147,19 +214,56 @@ export const hostKeysTask: Task = {
       if (how !== 'absent') rec.verbose(`${how} ${f}`);
     }
     if (oldFiles.length > 0) rec.action(`removed ${oldFiles.length} old host key file(s): ${oldFiles.map((f) => path.posix.basename(f)).join(', ')}`);
-
-    const fingerprints: string[] = [];
-    for (const { key, temp } of wanted.map((k) => temps.find((t) => t.key === k) as (typeof temps)[number])) {
-      await replaceTreeFile(ctx.root, ctx.root.path(temp), key.path);
-      await replaceTreeFile(ctx.root, ctx.root.path(`${temp}.pub`), `${key.path}.pub`);
-      const fp = await fingerprintOf(ctx, `${key.path}.pub`);
-      if (fp === null) throw new ImprintError(`${key.path}.pub was not written correctly`);
-      fingerprints.push(fp);
-      rec.action(`generated ${key.type} ${key.path} ${fp.split(' ')[1]}`);
-    }
+    await install(ctx, rec, wanted.map((k) => now.find((t) => t.key === k)).filter((t): t is KeyInProgress => t !== undefined), group);
     rec.detail('old', oldFingerprints);
-    rec.detail('new', fingerprints);
     rec.detail('files', wanted.map((k) => k.path));
-    rec.block(['-----BEGIN SSH HOST KEY FINGERPRINTS-----', ...fingerprints, '-----END SSH HOST KEY FINGERPRINTS-----']);
+    if (late.length > 0) {
+      ctx.facts.pendingHostKeys = { keys: late, generated: allDone(late), group, all: wanted };
+      rec.action(`${late.map((k) => k.key.type).join(', ')} still generating: sshd starts on ${now.map((k) => k.key.type).join(', ')}, and loads it for new connections once it is in place`);
+    } else {
+      rec.detail('new', await printFingerprints(ctx, rec, wanted));
+    }
+    return undefined;
+  },
+};
+
+/** The slow host keys, installed after the others without holding sshd back. */
+export const hostKeysLateTask: Task = {
+  name: 'host-keys-late',
+  phase: 'local',
+  after: ['host-keys'],
+  needs: ['host-keys'],
+  background: true,
+
+  disabledBecause: (config) => (config.hostKeys.enabled ? null : 'host_keys.enabled is false'),
+
+  async plan() {
+    return [];
+  },
+
+  async run(ctx: TaskContext, rec: TaskRecorder) {
+    let pending = ctx.facts.pendingHostKeys;
+    if (!pending) {
+      // A run killed before the slow keys were in: make whichever of them is still missing.
+      const wanted = await wantedKeys(ctx, () => undefined);
+      const missing: WantedKey[] = [];
+      for (const k of wanted) {
+        // A refused path throws here: "unreadable" must never read as "missing, make one".
+        const pub = await readTreeText(ctx.root, `${k.path}.pub`);
+        if (pub === null || (await readTreeText(ctx.root, k.path)) === null) missing.push(k);
+      }
+      if (missing.length === 0) return 'skipped';
+      const { inProgress, generated } = await generate(ctx, missing, `root@${await hostname(ctx)}`);
+      pending = { keys: inProgress, generated, group: await sshKeysGroup(ctx), all: wanted };
+    }
+    try {
+      await pending.generated;
+    } catch (err) {
+      await discard(ctx, pending.keys);
+      throw new ImprintError(`key generation failed; sshd serves the other host keys: ${(err as Error).message}`);
+    }
+    await install(ctx, rec, pending.keys, pending.group);
+    rec.detail('new', await printFingerprints(ctx, rec, pending.all));
+    return undefined;
   },
 };

@@ -38,6 +38,28 @@ describe('imprint boot --root: local phase', function () {
     assert.match(block[1] as string, /^3072 SHA256:\S+ root@demo-image \(RSA\)$/m);
   });
 
+  it('installs RSA after the fast keys (sshd is checked without it), and makes a missing RSA key on the next run', async () => {
+    const run = await imprint(['boot', '--root', root, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as { tasks: { task: string; status: string; actions: string[] }[] };
+    assert.match(report.tasks.find((t) => t.task === 'host-keys')?.actions.join('\n') ?? '', /rsa still generating: sshd starts on ed25519, ecdsa/);
+    assert.equal(report.tasks.find((t) => t.task === 'host-keys-late')?.status, 'done');
+    const first = await hostKeyPairs(root);
+    assert.equal(first.length, 3);
+    // As if killed after the fast keys: RSA missing and not recorded as done.
+    await rm(path.join(root, 'etc/ssh/ssh_host_rsa_key'));
+    await rm(path.join(root, 'etc/ssh/ssh_host_rsa_key.pub'));
+    const stateFile = path.join(root, 'var/lib/imprint/state.json');
+    const state = JSON.parse(await readFile(stateFile, 'utf8')) as { completed: Record<string, string> };
+    delete state.completed['host-keys-late'];
+    await writeFile(stateFile, JSON.stringify(state));
+    const again = await imprint(['boot', '--root', root]);
+    assert.equal(again.code, 0, again.stderr);
+    const second = await hostKeyPairs(root);
+    assert.deepEqual(second.filter((k) => k.name !== 'ssh_host_rsa_key'), first.filter((k) => k.name !== 'ssh_host_rsa_key'), 'the fast keys stay');
+    assert.equal(second.length, 3);
+  });
+
   it('gives private keys 0640 root:ssh_keys where the image has that group', async () => {
     await appendFile(path.join(root, 'etc/group'), 'ssh_keys:x:998:\n');
     // The group exists on Fedora/RHEL, whose patched sshd accepts 0640 keys; Debian's sshd (the
@@ -233,7 +255,7 @@ describe('imprint boot --root: local phase', function () {
     assert.equal(run.code, 0);
     const report = JSON.parse(run.stdout) as { status: string; exitCode: number; tasks: { task: string; status: string }[]; instance: { source: string } };
     assert.equal(report.status, 'ok');
-    assert.deepEqual(report.tasks.map((t) => [t.task, t.status]), [['host-keys', 'done'], ['sshd-config', 'done'], ['default-user', 'skipped'], ['passwords', 'done'], ['authorized-keys', 'skipped'], ['product-codes', 'skipped']]);
+    assert.deepEqual(report.tasks.map((t) => [t.task, t.status]), [['host-keys', 'done'], ['sshd-config', 'done'], ['default-user', 'skipped'], ['passwords', 'done'], ['host-keys-late', 'skipped'], ['authorized-keys', 'skipped'], ['product-codes', 'skipped']]);
     assert.equal(report.instance.source, 'machine-id');
     assert.match(run.stderr, /^imprint: host-keys: generated ed25519/m);
   });
