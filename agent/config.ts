@@ -54,6 +54,8 @@ export interface ProductCodesConfig {
 export interface Config {
   /** The file the config came from, or null when the built-in defaults are used. */
   source: string | null;
+  /** With cloud-init installed and enabled: leave the job to it, or do it anyway. */
+  coexist: 'stand-aside' | 'take-over';
   hostKeys: { enabled: boolean; types: HostKeyType[] | 'auto'; rsaBits: number; ecdsaBits: number };
   passwords: { enabled: boolean; accounts: string[] | 'auto'; exclude: string[]; method: CryptChoice };
   sshd: { enabled: boolean; permitRootLogin: PermitRootLogin; useDns: boolean; settings: Record<string, string> };
@@ -66,6 +68,7 @@ export interface Config {
 export function defaultConfig(): Config {
   return {
     source: null,
+    coexist: 'stand-aside',
     hostKeys: { enabled: true, types: 'auto', rsaBits: 3072, ecdsaBits: 256 },
     passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
     sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
@@ -273,8 +276,11 @@ export function parseConfig(text: string, file: string): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return config;
   const v = new Validator(file, lines);
-  const top = v.fields(doc.contents as YamlNode, 'the config', Object.keys(SECTIONS));
-  for (const [key, node] of top) SECTIONS[key]?.(v, node, config);
+  const top = v.fields(doc.contents as YamlNode, 'the config', [...Object.keys(SECTIONS), 'coexist']);
+  for (const [key, node] of top) {
+    if (key === 'coexist') config.coexist = v.choice(node, 'coexist', ['stand-aside', 'take-over'] as const, config.coexist);
+    else SECTIONS[key]?.(v, node, config);
+  }
   if (v.problems.length > 0) throw new ConfigError(v.problems);
   return config;
 }

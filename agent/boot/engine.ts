@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Console } from '../os/console.js';
 import { errorMessage } from '../os/errors.js';
+import { cloudInitState, kernelCommandLine } from '../os/boot-environment.js';
 import { localIdentity, type LocalIdentity } from '../os/identity.js';
 import type { RootTree } from '../os/root.js';
 import { notifyExtendTimeout, notifyStatus, notifySystemd } from '../os/systemd-notify.js';
@@ -168,8 +169,29 @@ async function networkPhase(run: Run): Promise<void> {
   }
 }
 
+/** Why imprint must not act on this boot, or null. Said on the console; the boot exits 0. */
+async function standAsideReason(opts: BootOptions): Promise<string | null> {
+  const cmdline = await kernelCommandLine(opts.root);
+  if (cmdline.includes('imprint=disabled')) return 'imprint=disabled is on the kernel command line: nothing done';
+  const cloudInit = await cloudInitState(opts.root, cmdline);
+  if (cloudInit.willRun && opts.config.coexist === 'stand-aside') {
+    return `${cloudInit.why}: it provisions this instance, so imprint stands aside (coexist: take-over in /etc/imprint/imprint.yaml makes imprint do it)`;
+  }
+  if (cloudInit.willRun) opts.out.warn('boot', `${cloudInit.why}; coexist: take-over, so imprint provisions anyway`);
+  return null;
+}
+
 export async function runBoot(opts: BootOptions): Promise<BootReport> {
   const { root, config, out } = opts;
+  const aside = await standAsideReason(opts);
+  if (aside) {
+    out.info('boot', aside);
+    if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: aside });
+    return {
+      command: 'boot', version: VERSION, root: root.dir, dryRun: opts.dryRun, instance: { id: '', source: 'none', previous: null },
+      metadata: null, tasks: [], status: 'ok', exitCode: 0, stoodAside: aside,
+    };
+  }
   const hint = await localIdentity(root, opts.instanceId);
   const loaded = await loadState(root);
   if (loaded.problem) out.warn('state', loaded.problem);

@@ -33,6 +33,8 @@ export interface BootReport {
   tasks: TaskReport[];
   status: 'ok' | 'failed';
   exitCode: 0 | 1;
+  /** Set when imprint did nothing on purpose (cloud-init runs here, imprint=disabled). */
+  stoodAside?: string;
 }
 
 /** What a task uses to say what it did; every call is also one console line. */

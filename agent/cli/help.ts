@@ -52,6 +52,8 @@ Options:
   -h, --help         Print this help.
 
 Config (YAML, every key optional; unknown keys are errors):
+  coexist:      stand-aside (default: where cloud-init is installed and enabled, imprint
+                leaves the instance to it and says so) or take-over
   host_keys:    enabled (true), types (auto: sshd's HostKey lines, else [ed25519, ecdsa, rsa]),
                 rsa_bits (3072), ecdsa_bits (256)
   passwords:    enabled (true), accounts (auto: root and every account with a usable or empty
@@ -70,6 +72,8 @@ Config (YAML, every key optional; unknown keys are errors):
   product_codes: expected ([] = no check), source (metadata | identity-document),
                 on_mismatch (warn | fail | stop-units), units ([]), certificate (the pinned
                 region certificate, PEM, required with identity-document)
+
+Kernel command line: imprint=disabled makes boot do nothing (exit 0).
 
 Exit status:
   0  done (or nothing left to do for this instance)

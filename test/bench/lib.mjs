@@ -1,9 +1,9 @@
 // Shared by the benchmarks in test/bench: scratch space, child processes, the demo image
 // template, fingerprints, statistics, the machine's description. Plain Node ESM.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,6 +120,93 @@ export async function expectLocked(dir, accounts, what) {
   }
 }
 
+/**
+ * A measurement (as the benchmarks' MEASUREMENTS lists hold them) of the floor: the same
+ * ssh-keygen argv imprint gives (agent/os/ssh-keygen.ts) for `keys`, all started at once into a
+ * fresh copy, and nothing else.
+ */
+export function bareKeygen(id, label, keys) {
+  const file = (dir, type) => path.join(dir, `etc/ssh/.bench-new-${type}`);
+  return {
+    id, label,
+    command: `${keys.map((k) => `ssh-keygen -q -t ${k.type}${k.args.length ? ` ${k.args.join(' ')}` : ''} -N '' -C root@demo-image -f COPY/etc/ssh/.bench-new-${k.type}`).join(' & ')}; wait`,
+    prepare: (t) => freshCopy(t),
+    run: (dir) => Promise.all(keys.map((k) => exec('ssh-keygen', ['-q', '-t', k.type, ...k.args, '-N', '', '-C', 'root@demo-image', '-f', file(dir, k.type)]))),
+    check: async (dir) => {
+      for (const k of keys) await fingerprint(`${file(dir, k.type)}.pub`);
+    },
+  };
+}
+
+/** A launch key pair made in the scratch dir; returns its public line ("ssh-ed25519 AAAA… comment"). */
+export async function makeLaunchKey(comment = 'launch-key@bench') {
+  const file = path.join(scratch, 'launch-key');
+  await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file]);
+  return (await readFile(`${file}.pub`, 'utf8')).trim();
+}
+
+/** Throws unless the line's key (type and base64) is in the tree's ~user/.ssh/authorized_keys. */
+export async function expectLaunchKey(dir, home, keyLine, what, { uid } = {}) {
+  const file = path.join(dir, home, '.ssh/authorized_keys');
+  const [type, blob] = keyLine.split(/\s+/);
+  const text = await readFile(file, 'utf8').catch((e) => { throw new Error(`${what}: ${file}: ${e.code ?? e.message}`); });
+  if (!text.split('\n').some((l) => l.split(/\s+/).some((f, i, fs) => f === type && fs[i + 1] === blob))) throw new Error(`${what}: the launch key is not in ${file}`);
+  if (uid !== undefined) {
+    const st = await stat(file);
+    if (st.uid !== uid || (st.mode & 0o077) !== 0) throw new Error(`${what}: ${file} is uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}`);
+  }
+}
+
+/**
+ * Starts `node dist/imprint.cjs emulate` on 127.0.0.1, port 0 (loopback only: never the real
+ * metadata address), with one --key. Resolves when it printed its address. Its stdout (one line
+ * a request) is drained and counted as it comes. stop() ends it by its PID (SIGTERM, then
+ * SIGKILL after 2 s); removeScratchSync() also stops it on a signal or a failure.
+ */
+export async function startEmulator(keyLine) {
+  const child = spawn(NODE, [CLI, 'emulate', '--listen', '127.0.0.1:0', '--key', keyLine], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => { running.delete(child); resolve({ code, signal }); }));
+  const state = { requests: 0, stderr: '' };
+  child.stderr.setEncoding('utf8').on('data', (d) => { state.stderr = (state.stderr + d).slice(-2000); });
+  let buffered = '';
+  const url = await new Promise((resolve, reject) => {
+    let found = null;
+    const timer = setTimeout(() => reject(new Error('imprint emulate did not print its address within 10 s')), 10_000);
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      buffered += d;
+      const lines = buffered.split('\n');
+      buffered = lines.pop();
+      for (const line of lines) {
+        if (found === null) {
+          const m = /^emulate: listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line);
+          if (!m) continue;
+          found = m[1];
+          clearTimeout(timer);
+          resolve(found);
+        } else if (/^emulate: (GET|PUT|POST|HEAD|DELETE) /.test(line)) state.requests++;
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`imprint emulate exited (${code ?? signal}) before it listened${state.stderr ? `: ${state.stderr.trim()}` : ''}`));
+    });
+  });
+  return {
+    url,
+    pid: child.pid,
+    /** Requests logged so far. */
+    requests: () => state.requests,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, 2000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Statistics
 
@@ -167,6 +254,11 @@ export function medianDiffInterval(a, b, resamples = 4000) {
 }
 export const fmt = (x) => x.toFixed(1);
 export const signed = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+
+/** A row's verdict from its 95% interval: "met" if all of it is within target, "NOT met" if all above. */
+export const verdict = (lo, hi, target) => (hi <= target ? 'met' : lo > target ? 'NOT met' : 'inconclusive');
+/** The overall verdict of several rows: any "NOT met" wins, then any "inconclusive". */
+export const overallVerdict = (vs) => (vs.includes('NOT met') ? 'NOT met' : vs.every((v) => v === 'met') ? 'met' : 'inconclusive');
 
 // ---------------------------------------------------------------------------------------------
 // The machine

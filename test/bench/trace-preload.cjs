@@ -1,16 +1,28 @@
 // Preloaded by test/bench/boot-timeline.mjs (`node -r THIS dist/imprint.cjs ...`): records,
 // in ms since the process's time origin, when node's bootstrap handed over, when the bundle
-// was compiled and run, every child process (start, exit, argv[0..2]) and the exit event.
+// was compiled and run, every child process (start, exit, argv[0..2]) and the exit event; and
+// as `marks` (name, t) when dist/imprint-vendor.cjs was compiled and each net.connect call
+// (the metadata client's connections).
 // Writes one JSON object to $IMPRINT_TRACE_OUT at exit. Observes only; changes nothing.
 'use strict';
 const cp = require('node:child_process');
 const fs = require('node:fs');
 const Module = require('node:module');
 
-const trace = { bootstrap: performance.now(), bundleStart: null, bundleEnd: null, children: [], exit: null };
+const net = require('node:net');
+
+const trace = { bootstrap: performance.now(), bundleStart: null, bundleEnd: null, children: [], marks: [], exit: null };
 
 const compile = Module.prototype._compile;
 Module.prototype._compile = function (content, filename) {
+  if (filename.endsWith('imprint-vendor.cjs')) {
+    trace.marks.push({ name: 'vendor bundle: compile start', t: performance.now() });
+    try {
+      return compile.apply(this, arguments);
+    } finally {
+      trace.marks.push({ name: 'vendor bundle: compiled', t: performance.now() });
+    }
+  }
   if (!filename.endsWith('imprint.cjs')) return compile.apply(this, arguments);
   trace.bundleStart = performance.now();
   try {
@@ -28,6 +40,13 @@ cp.spawn = function (file, args) {
   trace.children.push(record);
   child.on('close', () => { record.end = performance.now(); });
   return child;
+};
+
+const connect = net.connect;
+let connections = 0;
+net.connect = function () {
+  trace.marks.push({ name: `net.connect #${++connections}`, t: performance.now() });
+  return connect.apply(this, arguments);
 };
 
 process.on('exit', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { imprint } from '../support/cli.js';
 import { effectiveSshd, hostKeyPairs, setting, shadowLines, shadowStates } from '../support/checks.js';
@@ -197,6 +197,31 @@ describe('imprint boot --root: local phase', function () {
       assert.ok(now.every((fp) => !keys.includes(fp)), `${why}: host keys were not regenerated`);
       assert.doesNotMatch(run.stdout, /already done/, why);
     }
+  });
+
+  it('stands aside when cloud-init is installed and enabled, unless told to take over or cloud-init is disabled', async () => {
+    await mkdir(path.join(root, 'usr/bin'), { recursive: true });
+    await writeFile(path.join(root, 'usr/bin/cloud-init'), '#!/bin/sh\n', { mode: 0o755 });
+    await mkdir(path.join(root, 'etc/systemd/system/cloud-init.target.wants'), { recursive: true });
+    await symlink('/lib/systemd/system/cloud-init.service', path.join(root, 'etc/systemd/system/cloud-init.target.wants/cloud-init.service'));
+    const digest = await treeDigest(root);
+    const aside = await imprint(['boot', '--root', root]);
+    assert.equal(aside.code, 0);
+    assert.match(aside.stdout, /cloud-init is installed and enabled .*imprint stands aside \(coexist: take-over/);
+    assert.equal(await treeDigest(root), digest, 'nothing changed');
+    await writeFile(path.join(root, 'etc/cloud-init.disabled-not-here'), '');
+    await mkdir(path.join(root, 'etc/cloud'), { recursive: true });
+    await writeFile(path.join(root, 'etc/cloud/cloud-init.disabled'), '');
+    const disabled = await imprint(['boot', '--root', root]);
+    assert.equal(disabled.code, 0);
+    assert.match(disabled.stdout, /host-keys: generated/);
+    await rm(path.join(root, 'etc/cloud/cloud-init.disabled'));
+    await rm(path.join(root, 'var/lib/imprint/state.json'));
+    await writeConfig(root, `${FAST_KEYS_CONFIG}coexist: take-over\n`);
+    const takeOver = await imprint(['boot', '--root', root]);
+    assert.equal(takeOver.code, 0);
+    assert.match(takeOver.stdout, /coexist: take-over, so imprint provisions anyway/);
+    assert.match(takeOver.stdout, /host-keys: generated/);
   });
 
   it('--dry-run prints the plan and changes nothing', async () => {

@@ -49,6 +49,7 @@ describe('config', () => {
     it('defaultConfig() is the documented safe default', () => {
       assert.deepEqual(defaultConfig(), {
         source: null,
+        coexist: 'stand-aside',
         hostKeys: { enabled: true, types: 'auto', rsaBits: 3072, ecdsaBits: 256 },
         passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
         sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
@@ -122,6 +123,7 @@ describe('config', () => {
     it('maps every field', () => {
       assert.deepEqual(parseConfig(text, 'site.yaml'), {
         source: 'site.yaml',
+        coexist: 'stand-aside',
         hostKeys: { enabled: true, types: ['ed25519', 'rsa'], rsaBits: 4096, ecdsaBits: 384 },
         passwords: { enabled: false, accounts: ['root', 'ubuntu'], exclude: ['backup'], method: 'YESCRYPT' },
         sshd: {
@@ -198,11 +200,11 @@ describe('config', () => {
 
     it('unknown top-level key, with did-you-mean', () => {
       const text = '# comment\nhostkeys:\n  enabled: true\n';
-      assertOneProblem(text, 'hostkeys', 'unknown key "hostkeys" (did you mean "host_keys"?); known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes');
+      assertOneProblem(text, 'hostkeys', 'unknown key "hostkeys" (did you mean "host_keys"?); known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes, coexist');
       assertOneProblem('sshd: {}\ndefault-user:\n  name: bob\n', 'default-user', /^unknown key "default-user" \(did you mean "default_user"\?\)/);
       assertOneProblem('password:\n  enabled: false\n', 'password', /^unknown key "password" \(did you mean "passwords"\?\)/);
       // Nothing close: no suggestion.
-      assertOneProblem('network:\n  url: http://x\n', 'network', 'unknown key "network"; known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes');
+      assertOneProblem('network:\n  url: http://x\n', 'network', 'unknown key "network"; known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes, coexist');
     });
 
     it('unknown nested key, with did-you-mean', () => {

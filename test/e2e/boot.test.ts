@@ -1,0 +1,266 @@
+// imprint on a really booted Debian 12: systemd as init in systemd-nspawn, sshd, the metadata
+// emulator at 169.254.169.254 in its own namespace, and logins from that namespace.
+
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { consoleFingerprintBlocks, type Container, type Testbed } from './harness.js';
+import { hostKeyFingerprints, writeImprintConfig } from './image.js';
+import { sleep, waitFor } from './proc.js';
+import { IMAGE_PASSWORD, IMPRINT_CONFIG, Lab, USER, acquireSuite, parseShow, releaseSuite, type Golden, type Key, type Suite } from './suite.js';
+
+const LOGIN_DEADLINE_MS = 90_000;
+
+function log(line: string): void {
+  process.stderr.write(`      ${line}\n`);
+}
+
+/** Fingerprints as a sorted list, for comparisons and messages. */
+function fps(m: Map<string, string>): string[] {
+  return [...m.entries()].map(([t, f]) => `${t} ${f}`).sort();
+}
+
+function bootsOnConsole(text: string): number {
+  return text.match(/^Welcome to Debian GNU\/Linux/gm)?.length ?? 0;
+}
+
+/** Password logins as root and debian with the image's password: refused, and not even offered. */
+async function assertNoPasswordLogin(bed: Testbed): Promise<void> {
+  for (const user of ['root', USER]) {
+    const r = await bed.passwordLogin(user, IMAGE_PASSWORD);
+    assert.notEqual(r.code, 0, `a password login as ${user} worked`);
+    assert.match(r.stderr, /Permission denied/, `password login as ${user}: expected "Permission denied": ${r.stderr.slice(-400)}`);
+    assert.ok(!r.methods.includes('password') && !r.methods.includes('keyboard-interactive'), `sshd still offers ${r.methods.join(',')} to ${user}`);
+  }
+}
+
+async function dumpOnFailure(this: Mocha.Context, lab: Lab): Promise<void> {
+  if (this.currentTest?.state === 'failed') process.stderr.write(`${await lab.diagnostics()}\n`);
+}
+
+describe('e2e: imprint on a booted Debian 12 (systemd-nspawn)', function () {
+  this.timeout(600_000);
+  let suite: Suite;
+  let golden: Golden;
+  before(async function () {
+    this.timeout(900_000);
+    suite = await acquireSuite();
+    golden = await suite.golden('imprint');
+    for (const n of golden.notes) log(`image: ${n}`);
+  });
+  after(async () => { await releaseSuite(); });
+
+  describe('an instance: first boot, reboot, then a clone with a new instance-id', () => {
+    const lab = new Lab(() => suite, 'inst');
+    let keyA: Key;
+    let keyB: Key;
+    let tree: string;
+    let c: Container;
+    let bed: Testbed;
+    let firstKeys: Map<string, string>;
+    let shadowBefore: string;
+    let authorizedBefore: string;
+    const instanceA = 'i-0e2e0000000000a01';
+    const instanceB = 'i-0e2e0000000000b02';
+    after(async () => { await lab.teardown(); });
+    afterEach(async function () { await dumpOnFailure.call(this, lab); });
+
+    it('first boot: the launch key from the emulator logs in as debian, and every login after the first works', async () => {
+      keyA = await suite.newKey('a');
+      keyB = await suite.newKey('b');
+      tree = await lab.tree(golden.dir, 'a');
+      const emu = await lab.startEmulator({ instanceId: instanceA, keys: [keyA.public] });
+      bed = lab.bed as Testbed;
+      c = await lab.boot(tree, 'first');
+      const login = await c.waitForLogin(keyA.private, USER, LOGIN_DEADLINE_MS);
+      log(`first key login ${Math.round(login.ms)} ms after container start (${login.attempts} attempts; before it: ${login.lastError.split('\n')[0] || 'none'})`);
+      // No login may fail once one has worked (e.g. while a late host key type joins sshd).
+      const failures: string[] = [];
+      let tries = 0;
+      const until = performance.now() + 3_000;
+      while (performance.now() < until) {
+        const r = await bed.ssh(keyA.private, USER, 'true', 10_000);
+        tries++;
+        if (r.code !== 0) failures.push(`${Math.round(performance.now() - c.startedAt)} ms: ${r.stderr.trim()}`);
+        await sleep(50);
+      }
+      assert.deepEqual(failures, [], `${failures.length} of ${tries} logins failed after the first one worked`);
+      assert.equal((await bed.sshOk(keyA.private, USER, 'id -un')).trim(), USER);
+      assert.equal((await bed.sshOk(keyA.private, USER, 'sudo -n id -un')).trim(), 'root', 'the default user has its sudo rule');
+      assert.ok(emu.requests().some((l) => /GET \/latest\/meta-data\/public-keys\/0\/openssh-key 200/.test(l)), `the emulator served the key:\n${emu.requests().join('\n')}`);
+    });
+
+    it('password logins with the image password are refused for root and debian (keys only; accounts locked)', async () => {
+      await assertNoPasswordLogin(bed);
+      const shadow = await bed.sshOk(keyA.private, USER, 'sudo -n grep -E "^(root|debian):" /etc/shadow');
+      for (const line of shadow.trim().split('\n')) assert.match(line, /^\w+:!/, `not locked: ${line.split(':')[0]}`);
+      const effective = await bed.sshOk(keyA.private, USER, 'sudo -n sshd -T');
+      assert.match(effective, /^passwordauthentication no$/m);
+      assert.match(effective, /^kbdinteractiveauthentication no$/m);
+      shadowBefore = shadow;
+    });
+
+    it('host keys: sshd offers new ones, which match the console fingerprint block and the files', async () => {
+      const offered = await bed.scanHostKeys();
+      log(`baked: ${fps(golden.baked).join(', ')}`);
+      log(`offered: ${fps(offered).join(', ')}`);
+      assert.ok(offered.size >= 1);
+      for (const [type, fp] of offered) assert.ok(![...golden.baked.values()].includes(fp), `the ${type} host key is the image's baked one`);
+      const blocks = consoleFingerprintBlocks(c.console());
+      assert.ok(blocks.length >= 1, 'no -----BEGIN SSH HOST KEY FINGERPRINTS----- block on the console');
+      const block = blocks[0] as Map<string, string>;
+      for (const [type, fp] of offered) assert.equal(block.get(type), fp, `console block vs ssh-keyscan for ${type}`);
+      assert.deepEqual(fps(await hostKeyFingerprints(tree)), fps(block), 'console block vs /etc/ssh/*.pub');
+      firstKeys = offered;
+    });
+
+    it('imprint.service is active with its STATUS line', async () => {
+      const show = parseShow(await bed.sshOk(keyA.private, USER, 'systemctl show -p ActiveState,SubState,Result,StatusText,ExecMainStatus,Type imprint.service'));
+      const status = await bed.sshOk(keyA.private, USER, 'systemctl status --no-pager imprint.service; true');
+      log(`systemctl status imprint.service:\n${status.split('\n').slice(0, 8).map((l) => `        ${l}`).join('\n')}`);
+      assert.equal(show.ActiveState, 'active', JSON.stringify(show));
+      assert.ok(['exited', 'running'].includes(show.SubState ?? ''), JSON.stringify(show));
+      assert.equal(show.Result, 'success', JSON.stringify(show));
+      assert.ok((show.StatusText ?? '') !== '', `no STATUS= text: ${JSON.stringify(show)}`);
+      assert.match(status, /^\s*Status: "/m);
+    });
+
+    it('sshd started only after imprint was ready (host keys in place)', async () => {
+      const imprint = parseShow(await bed.sshOk(keyA.private, USER, 'systemctl show -p ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic imprint.service'));
+      const ssh = parseShow(await bed.sshOk(keyA.private, USER, 'systemctl show -p InactiveExitTimestampMonotonic,ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic ssh.service'));
+      const ready = Number(imprint.ActiveEnterTimestampMonotonic);
+      const sshStart = Number(ssh.InactiveExitTimestampMonotonic);
+      log(`imprint started ${imprint.ExecMainStartTimestampMonotonic} µs, ready ${ready} µs; ssh.service starting ${sshStart} µs, active ${ssh.ActiveEnterTimestampMonotonic} µs (monotonic)`);
+      assert.ok(ready > 0 && sshStart > 0, JSON.stringify({ imprint, ssh }));
+      assert.ok(sshStart >= ready, `ssh.service started at ${sshStart} µs, before imprint was ready at ${ready} µs`);
+      const journal = await bed.sshOk(keyA.private, USER, 'sudo -n journalctl -b --no-pager -o short-monotonic -u imprint.service -u ssh.service');
+      const lines = journal.split('\n');
+      const fpLine = lines.findIndex((l) => /BEGIN SSH HOST KEY FINGERPRINTS|imprint.*generated/.test(l));
+      const listening = lines.findIndex((l) => /sshd\[\d+\]: Server listening/.test(l));
+      assert.ok(fpLine >= 0 && listening >= 0 && fpLine < listening, `journal order (host keys, then sshd listening):\n${journal.slice(-3000)}`);
+    });
+
+    it('reboot with the same instance-id: nothing regenerated', async () => {
+      authorizedBefore = await bed.sshOk(keyA.private, USER, 'cat ~/.ssh/authorized_keys');
+      const before = bootsOnConsole(c.console());
+      const rebootAt = performance.now();
+      await bed.ssh(keyA.private, USER, 'sudo -n systemctl reboot', 15_000);
+      await waitFor('the container to reboot', () => bootsOnConsole(c.console()) > before || !c.running, 60_000);
+      if (!c.running) c = await lab.boot(tree, 'reboot'); // nspawn did not restart it itself
+      const login = await c.waitForLogin(keyA.private, USER, LOGIN_DEADLINE_MS, 50, rebootAt);
+      log(`key login ${Math.round(login.ms)} ms after the reboot command`);
+      const offered = await bed.scanHostKeys();
+      assert.deepEqual(fps(offered), fps(firstKeys), 'host keys changed across a reboot');
+      assert.deepEqual(fps(await hostKeyFingerprints(tree)), fps(firstKeys));
+      assert.equal(await bed.sshOk(keyA.private, USER, 'sudo -n grep -E "^(root|debian):" /etc/shadow'), shadowBefore, 'passwords re-randomized on a reboot');
+      assert.equal(await bed.sshOk(keyA.private, USER, 'cat ~/.ssh/authorized_keys'), authorizedBefore, 'authorized_keys rewritten on a reboot');
+      const show = parseShow(await bed.sshOk(keyA.private, USER, 'systemctl show -p ActiveState,Result imprint.service'));
+      assert.equal(show.ActiveState, 'active', JSON.stringify(show));
+      const second = c.console().split(/^Welcome to Debian GNU\/Linux/m).slice(-1)[0] ?? '';
+      const imprintLines = second.split('\n').filter((l) => /^imprint: /.test(l));
+      log(`imprint on the console at the reboot:\n${imprintLines.map((l) => `        ${l}`).join('\n')}`);
+      assert.ok(!imprintLines.some((l) => /generated|locked|new instance|first boot/.test(l)), `imprint redid work on a reboot:\n${imprintLines.join('\n')}`);
+    });
+
+    it('a clone of the instance with a new instance-id: host keys regenerated, the first instance\'s key gone', async () => {
+      await c.stop();
+      const clone = await lab.tree(tree, 'b');
+      const emu = await lab.startEmulator({ instanceId: instanceB, keys: [keyB.public] });
+      c = await lab.boot(clone, 'clone');
+      const login = await c.waitForLogin(keyB.private, USER, LOGIN_DEADLINE_MS);
+      log(`clone: key login ${Math.round(login.ms)} ms after start`);
+      const offered = await bed.scanHostKeys();
+      for (const [type, fp] of offered) {
+        assert.notEqual(firstKeys.get(type), fp, `the clone kept the first instance's ${type} host key`);
+        assert.ok(![...golden.baked.values()].includes(fp), `the clone has the image's baked ${type} host key`);
+      }
+      const block = consoleFingerprintBlocks(c.console())[0];
+      assert.ok(block, 'no fingerprint block on the clone\'s console');
+      for (const [type, fp] of offered) assert.equal(block.get(type), fp);
+      const oldLogin = await bed.ssh(keyA.private, USER, 'true');
+      assert.notEqual(oldLogin.code, 0, 'the first instance\'s launch key still logs in on the clone');
+      const ak = await bed.sshOk(keyB.private, USER, 'cat ~/.ssh/authorized_keys');
+      const keyABody = keyA.public.split(' ')[1] as string;
+      const keyBBody = keyB.public.split(' ')[1] as string;
+      assert.ok(!ak.includes(keyABody), `the first instance's key is still in authorized_keys:\n${ak}`);
+      assert.ok(ak.includes(keyBBody));
+      assert.match(ak, new RegExp(`^# imprint: launch keys for instance ${instanceB}`, 'm'));
+      assert.ok(!ak.includes(instanceA), `authorized_keys still names ${instanceA}:\n${ak}`);
+      await assertNoPasswordLogin(bed);
+      assert.ok(emu.requests().length > 0);
+    });
+  });
+
+  describe('fault cases (each a first boot)', () => {
+    const lab = new Lab(() => suite, 'fault');
+    let key: Key;
+    before(async () => { key = await suite.newKey('fault'); });
+    afterEach(async function () {
+      await dumpOnFailure.call(this, lab);
+      await lab.teardown();
+    });
+
+    it('metadata slow to answer (slow=3000): the key arrives late, then login works', async () => {
+      const tree = await lab.tree(golden.dir, 'slow');
+      const emu = await lab.startEmulator({ instanceId: 'i-0e2e0000000005a01', keys: [key.public], scenarios: ['slow=3000'] });
+      const c = await lab.boot(tree, 'slow');
+      const login = await c.waitForLogin(key.private, USER, LOGIN_DEADLINE_MS);
+      log(`slow metadata: key login ${Math.round(login.ms)} ms after start (${login.attempts} attempts; before it: ${login.lastError.split('\n')[0] || 'none'})`);
+      assert.ok(login.ms >= 3_000, 'the login cannot precede the first (3 s late) answer');
+      const bed = lab.bed as Testbed;
+      await assertNoPasswordLogin(bed);
+      log(`emulator: ${emu.requests().length} requests, e.g. ${emu.requests().slice(0, 3).join(' | ')}`);
+      assert.ok(emu.requests().some((l) => /openssh-key 200/.test(l)));
+      const show = parseShow(await bed.sshOk(key.private, USER, 'systemctl show -p ActiveState,Result imprint.service'));
+      assert.equal(show.Result, 'success', JSON.stringify(show));
+    });
+
+    it('metadata unreachable for the whole deadline (10s): the unit fails clearly; sshd runs with fresh host keys and no password login', async () => {
+      const tree = await lab.tree(golden.dir, 'unreachable');
+      await writeImprintConfig(tree, `${IMPRINT_CONFIG}metadata: {deadline: 10s}\n`);
+      const bed = await lab.testbed(); // no emulator: nothing answers at 169.254.169.254
+      const c = await lab.boot(tree, 'unreachable');
+      const sshUpAt = await waitFor('sshd to answer', async () => {
+        const r = await bed.inMeta('ssh-keyscan', ['-T', '2', '-t', 'ed25519', '169.254.0.2'], { timeoutMs: 10_000 });
+        return r.stdout.includes('ssh-ed25519') ? performance.now() - c.startedAt : null;
+      }, LOGIN_DEADLINE_MS, 100);
+      log(`unreachable: sshd answered ${Math.round(sshUpAt)} ms after start`);
+      const failed = await waitFor('imprint.service to end', async () => {
+        const r = await c.exec(['systemctl', 'show', '-p', 'ActiveState,SubState,Result,StatusText,ExecMainStatus', 'imprint.service']);
+        const show = parseShow(r.stdout);
+        return show.ActiveState === 'failed' || (show.ActiveState === 'active' && show.SubState === 'exited') ? show : null;
+      }, 60_000, 250);
+      const since = performance.now() - c.startedAt;
+      log(`unreachable: imprint.service ${failed.ActiveState}/${failed.SubState} result=${failed.Result} status=${JSON.stringify(failed.StatusText)} exit=${failed.ExecMainStatus} (${Math.round(since)} ms after start)`);
+      await sleep(300); // the console lines of the failure are written just before the exit
+      const consoleText = c.console();
+      const imprintLines = consoleText.split('\n').filter((l) => /imprint/.test(l));
+      log(`console:\n${imprintLines.slice(-12).map((l) => `        ${l}`).join('\n')}`);
+      assert.equal(failed.ActiveState, 'failed', `imprint.service should fail without metadata on a first boot: ${JSON.stringify(failed)}`);
+      assert.ok(imprintLines.some((l) => /^imprint: metadata: error: /.test(l)), 'no "imprint: metadata: error:" line on the console');
+      assert.ok(/Failed to start.*imprint|imprint\.service: (Main process exited|Failed with result)/i.test(consoleText) || imprintLines.some((l) => /^imprint: boot: error: /.test(l)), 'the failure is not reported on the console');
+      const offered = await bed.scanHostKeys();
+      for (const [type, fp] of offered) assert.ok(![...golden.baked.values()].includes(fp), `sshd offers the baked ${type} key`);
+      const block = consoleFingerprintBlocks(consoleText)[0];
+      assert.ok(block, 'no fingerprint block on the console');
+      for (const [type, fp] of offered) assert.equal(block.get(type), fp);
+      await assertNoPasswordLogin(bed);
+      const ssh = await c.exec(['systemctl', 'is-active', 'ssh.service']);
+      assert.equal(ssh.stdout.trim(), 'active');
+      const shadow = await c.exec(['grep', '-E', '^(root|debian):', '/etc/shadow']);
+      for (const line of shadow.stdout.trim().split('\n')) assert.match(line, /^\w+:!/, `not locked: ${line.split(':')[0]}`);
+    });
+
+    it('an IMDSv1-only service (the token PUT answers 404): the key is fetched without a token, login works', async () => {
+      const tree = await lab.tree(golden.dir, 'v1');
+      const emu = await lab.startEmulator({ instanceId: 'i-0e2e0000000001a01', keys: [key.public], scenarios: ['imdsv1-only'] });
+      const c = await lab.boot(tree, 'imdsv1');
+      const login = await c.waitForLogin(key.private, USER, LOGIN_DEADLINE_MS);
+      log(`IMDSv1-only: key login ${Math.round(login.ms)} ms after start`);
+      const reqs = emu.requests();
+      log(`emulator: ${reqs.slice(0, 4).join(' | ')}`);
+      assert.ok(reqs.some((l) => /^emulate: PUT \/latest\/api\/token 404/.test(l)), reqs.join('\n'));
+      assert.ok(reqs.some((l) => /GET \/latest\/meta-data\/public-keys\/0\/openssh-key 200 .*token=no/.test(l)), reqs.join('\n'));
+      await assertNoPasswordLogin(lab.bed as Testbed);
+    });
+  });
+});

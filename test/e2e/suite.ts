@@ -1,0 +1,206 @@
+// Shared set-up of the e2e test files: the rootfs tarball, one tmpfs workspace, the launch keys,
+// the three images (built once per run), and Lab: one testbed with its emulator and containers,
+// torn down in after hooks whatever happened.
+
+import { existsSync } from 'node:fs';
+import { appendFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { debianRootfsTarball } from '../support/debian-rootfs.js';
+import { Container, Emulator, Testbed, type EmulatorOptions } from './harness.js';
+import {
+  Workspace, bakeAuthorizedKey, copyTree, findAgent, hostKeyFingerprints, installAgent, installGuides, unpack, writeImprintConfig,
+  type AgentBuild,
+} from './image.js';
+import { installEmergencyCleanup, mustRun, run } from './proc.js';
+
+export type Variant = 'imprint' | 'floor' | 'guides';
+
+export const IMPRINT_CONFIG = 'default_user: {name: debian}\n';
+export const USER = 'debian';
+export const IMAGE_PASSWORD = 'imagepass';
+
+export interface Key {
+  private: string;
+  public: string;
+}
+
+export interface Golden {
+  dir: string;
+  /** type → fingerprint of the image's baked host keys. */
+  baked: Map<string, string>;
+  notes: string[];
+}
+
+const TOOLS = ['systemd-nspawn', 'ip', 'nsenter', 'ssh', 'ssh-keyscan', 'ssh-keygen', 'sshpass', 'chroot', 'tar', 'mount'];
+
+export class Suite {
+  private readonly goldens = new Map<Variant, Promise<Golden>>();
+  private keyCount = 0;
+  private treeCount = 0;
+
+  private constructor(readonly tarball: string, readonly ws: Workspace, readonly agent: AgentBuild) {}
+
+  /** null (with the reason on stderr) when this machine cannot run the e2e tests at all. */
+  static async create(): Promise<Suite> {
+    installEmergencyCleanup();
+    if (process.getuid?.() !== 0) throw new Error('the e2e tests need root (network namespaces, systemd-nspawn)');
+    const missing: string[] = [];
+    for (const tool of TOOLS) if ((await run('sh', ['-c', 'command -v "$1"', 'sh', tool])).code !== 0) missing.push(tool);
+    if (missing.length > 0) throw new Error(`e2e: missing tools: ${missing.join(', ')} (apt-get install systemd-container iproute2 util-linux openssh-client sshpass)`);
+    const agent = findAgent();
+    if (!agent) throw new Error(`e2e: no agent build in dist/ (IMPRINT_E2E_AGENT=${process.env.IMPRINT_E2E_AGENT ?? 'auto'}): run npm run build, build:binary or packaging/build-packages.sh`);
+    const tarball = await debianRootfsTarball();
+    if (!tarball) throw new Error('e2e: no Debian 12 rootfs (test/support/debian-rootfs.sh needs root and mmdebstrap)');
+    const ws = await Workspace.create();
+    process.stderr.write(`e2e: agent under test: ${agent.describe}\ne2e: rootfs ${tarball}, workspace ${ws.dir} (tmpfs)\n`);
+    return new Suite(tarball, ws, agent);
+  }
+
+  async newKey(label: string): Promise<Key> {
+    const file = this.ws.path(`key-${this.keyCount++}-${label}`);
+    await mustRun('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `e2e-${label}`, '-f', file]);
+    return { private: file, public: (await readFile(`${file}.pub`, 'utf8')).trim() };
+  }
+
+  /** The image of a variant, built once; `key` is the pre-baked key of the floor image. */
+  golden(variant: Variant, floorKey?: Key): Promise<Golden> {
+    let g = this.goldens.get(variant);
+    if (!g) {
+      g = this.build(variant, floorKey);
+      this.goldens.set(variant, g);
+    }
+    return g;
+  }
+
+  private async build(variant: Variant, floorKey?: Key): Promise<Golden> {
+    const dir = await unpack(this.ws, this.tarball, `golden-${variant}`);
+    const baked = await hostKeyFingerprints(dir);
+    const notes: string[] = [];
+    if (variant === 'imprint') {
+      notes.push(...(await installAgent(dir, this.agent)));
+      await writeImprintConfig(dir, IMPRINT_CONFIG);
+    } else if (variant === 'floor') {
+      if (!floorKey) throw new Error('the floor image needs its pre-baked key');
+      await bakeAuthorizedKey(dir, floorKey.public);
+    } else {
+      await installGuides(this.ws, dir, this.tarball);
+    }
+    return { dir, baked, notes };
+  }
+
+  /** A fresh copy of an image or of an instance's tree. */
+  async copy(from: string, label: string): Promise<string> {
+    return copyTree(this.ws, from, `tree-${this.treeCount++}-${label}`);
+  }
+
+  async destroy(): Promise<void> {
+    await this.ws.destroy();
+  }
+}
+
+let shared: Promise<Suite> | undefined;
+let users = 0;
+
+/** One Suite per process, shared by the test files; destroyed when the last user releases it. */
+export function acquireSuite(): Promise<Suite> {
+  users++;
+  shared ??= Suite.create();
+  return shared;
+}
+
+export async function releaseSuite(): Promise<void> {
+  users--;
+  if (users > 0 || !shared) return;
+  const s = shared;
+  shared = undefined;
+  await (await s.catch(() => null))?.destroy();
+}
+
+/** One testbed, its emulator and the containers booted in it; teardown() ends them all. */
+export class Lab {
+  bed: Testbed | undefined;
+  emulator: Emulator | undefined;
+  readonly containers: Container[] = [];
+  private readonly trees: string[] = [];
+  private bootCount = 0;
+
+  constructor(private readonly suite: () => Suite, readonly name: string) {}
+
+  async testbed(): Promise<Testbed> {
+    this.bed ??= await Testbed.create();
+    return this.bed;
+  }
+
+  async startEmulator(opts: EmulatorOptions): Promise<Emulator> {
+    await this.stopEmulator();
+    this.emulator = await Emulator.start(await this.testbed(), opts);
+    return this.emulator;
+  }
+
+  async stopEmulator(): Promise<void> {
+    await this.emulator?.stop();
+    this.emulator = undefined;
+  }
+
+  async tree(from: string, label: string): Promise<string> {
+    const dir = await this.suite().copy(from, `${this.name}-${label}`);
+    this.trees.push(dir);
+    return dir;
+  }
+
+  async boot(tree: string, label: string): Promise<Container> {
+    const bed = await this.testbed();
+    const n = this.bootCount++;
+    const c = await Container.boot(bed, tree, {
+      machine: `e2e${process.pid}-${this.name}-${n}`.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 60),
+      consoleFile: this.suite().ws.path(`console-${this.name}-${n}-${label}.log`),
+    });
+    this.containers.push(c);
+    return c;
+  }
+
+  /** Console tails and the journal of running containers, for a failed test. */
+  async diagnostics(): Promise<string> {
+    const parts: string[] = [];
+    for (const c of this.containers) {
+      parts.push(`--- console of ${c.opts.machine} (tail) ---\n${c.console().slice(-6000)}`);
+      if (c.running) {
+        const j = await c.exec(['journalctl', '-b', '--no-pager', '-o', 'short-monotonic', '-u', 'imprint.service', '-u', 'ssh.service'], 15_000).catch((e: Error) => ({ stdout: '', stderr: e.message }));
+        parts.push(`--- journal (imprint, ssh) of ${c.opts.machine} ---\n${(j.stdout + j.stderr).slice(-6000)}`);
+      }
+    }
+    if (this.emulator) parts.push(`--- emulator log ---\n${this.emulator.lines.slice(-40).join('\n')}`);
+    return parts.join('\n');
+  }
+
+  /** Saves the consoles to IMPRINT_E2E_ARTIFACTS (when set) before the workspace goes. */
+  private async keepArtifacts(): Promise<void> {
+    const dest = process.env.IMPRINT_E2E_ARTIFACTS;
+    if (!dest || !existsSync(dest)) return;
+    for (const c of this.containers) await appendFile(join(dest, `${c.opts.machine}.console.log`), c.console());
+    if (this.emulator) await appendFile(join(dest, `${this.name}.emulator.log`), `${this.emulator.lines.join('\n')}\n`);
+  }
+
+  async teardown(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (f: () => Promise<unknown>): Promise<void> => { try { await f(); } catch (e) { errors.push(e); } };
+    for (const c of this.containers) await attempt(() => c.stop());
+    await attempt(() => this.keepArtifacts());
+    await attempt(() => this.stopEmulator());
+    await attempt(async () => this.bed?.destroy());
+    this.bed = undefined;
+    for (const t of this.trees.splice(0)) await attempt(() => this.suite().ws.remove(t));
+    this.containers.splice(0);
+    if (errors.length > 0) throw new Error(`teardown of ${this.name}: ${errors.map((e) => (e as Error).message).join('; ')}`);
+  }
+}
+
+/** Extracts `systemctl show` properties into a record. */
+export function parseShow(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
