@@ -209,7 +209,6 @@ describe('imprint boot --root: local phase', function () {
     assert.equal(aside.code, 0);
     assert.match(aside.stdout, /cloud-init is installed and enabled .*imprint stands aside \(coexist: take-over/);
     assert.equal(await treeDigest(root), digest, 'nothing changed');
-    await writeFile(path.join(root, 'etc/cloud-init.disabled-not-here'), '');
     await mkdir(path.join(root, 'etc/cloud'), { recursive: true });
     await writeFile(path.join(root, 'etc/cloud/cloud-init.disabled'), '');
     const disabled = await imprint(['boot', '--root', root]);
