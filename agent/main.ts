@@ -50,6 +50,10 @@ export async function main(argv: string[]): Promise<number> {
     const { emulateCommand } = await import('./commands/emulate.js');
     return emulateCommand(argv.slice(1));
   }
+  if (argv[0] === 'seal') {
+    const { sealCommand } = await import('./commands/seal.js');
+    return sealCommand(argv.slice(1));
+  }
   let args: CliArgs;
   try {
     args = parseCli(argv);

@@ -6,6 +6,7 @@ Usage:
   imprint boot [--root DIR] [--config FILE] [--dry-run] [--json] [--verbose] [--instance-id ID]
                [--metadata-url URL] [--metadata-deadline DURATION]
   imprint verify-product [--root DIR] [--config FILE] [--metadata-url URL] [--json]
+  imprint seal [--root DIR] [--operations LIST] [--dry-run] [--json] [--yes]    (see imprint seal --help)
   imprint emulate [--listen HOST:PORT] [--key KEY]... [--scenario NAME[=ARG]]...  (see imprint emulate --help)
   imprint demo [--json] [--keep]
   imprint version [--json]
@@ -25,6 +26,8 @@ Commands:
   verify-product
             Check the product codes the config expects against the metadata (or the signed
             identity document), as boot does: exit 0 when all are confirmed, 1 otherwise.
+  seal      Before an image is shared: remove what must not be shared (host keys, users'
+            keys, shell histories, credentials, usable passwords, logs, machine-id, state).
   emulate   Run a local EC2-style metadata service with fault scenarios, for testing images.
   demo      Copy a small built-in image tree (known passwords, baked host keys, an sshd that
             allows passwords) to a temporary directory, run "imprint boot --root" on it, and

@@ -1,0 +1,386 @@
+import { constants as C, type Stats } from 'node:fs';
+import { lstat, open, readdir, readlink, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { crashPoint } from './crash.js';
+import { ImprintError } from './errors.js';
+import type { RootTree } from './root.js';
+
+// Removing things from a tree (imprint seal) without ever following a link out of it. A
+// directory is opened component by component from the tree's root with O_NOFOLLOW, and every
+// later step names entries relative to the descriptor held, through /proc/self/fd/N/name (the
+// kernel resolves that to the very directory we opened, whatever was renamed or swapped for a
+// link since). Without /proc, the same steps use paths, checked for links just before.
+// Files are opened O_NOFOLLOW|O_NONBLOCK (a FIFO swapped in cannot hang us) and checked on the
+// descriptor: only a regular file with a single link is overwritten or truncated (a hard link
+// could be /etc/shadow's other name). Trees are removed one filesystem at a time: a directory on
+// another device (a mount point) is never descended into.
+
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+const FILE_WRITE_FLAGS = C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+const FILE_READ_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+const CHUNK = 1024 * 1024;
+
+let procFd: Promise<boolean> | null = null;
+
+function haveProcFd(): Promise<boolean> {
+  procFd ??= lstat('/proc/self/fd').then((s) => s.isDirectory(), () => false);
+  return procFd;
+}
+
+function code(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function checkName(name: string | Buffer): void {
+  const s = typeof name === 'string' ? name : name.toString('latin1');
+  if (s === '' || s === '.' || s === '..' || s.includes('/') || s.includes('\0')) throw new ImprintError(`internal: "${s}" is not a directory entry name`);
+}
+
+/** A directory of the tree held open; entries are addressed through its descriptor. */
+export class TreeDir {
+  private constructor(
+    readonly handle: FileHandle,
+    /** In-tree path, for messages. */
+    readonly inTree: string,
+    private readonly host: string,
+    private readonly proc: boolean,
+    readonly stat: Stats,
+  ) {}
+
+  /**
+   * Opens an in-tree directory without following a link in any component below the root.
+   * null when a component does not exist; an unsafe-path error when one is a link or a file.
+   */
+  static async open(root: RootTree, inTree: string): Promise<TreeDir | null> {
+    const proc = await haveProcFd();
+    const parts = path.posix.normalize(inTree).split('/').filter(Boolean);
+    let host = root.isLive ? '/' : root.dir;
+    const top = await open(host, C.O_RDONLY | C.O_DIRECTORY);
+    let current = new TreeDir(top, '/', host, proc, await top.stat());
+    let soFar = '';
+    for (const part of parts) {
+      soFar = `${soFar}/${part}`;
+      let next: TreeDir | null;
+      try {
+        if (!proc) await root.assertNoSymlinks(soFar);
+        // A name that is not valid UTF-8 reads with U+FFFD: reached by its bytes.
+        const raw = (await current.resolve(part))[0];
+        next = raw === undefined ? null : await current.openDir(raw, soFar);
+      } catch (err) {
+        await current.close();
+        throw err;
+      }
+      await current.close();
+      if (!next) return null;
+      current = next;
+      host = path.join(host, part);
+    }
+    return current;
+  }
+
+  /** Opens an entry of this directory as a directory: null if absent; refuses a link or a non-directory. */
+  async openDir(name: string | Buffer, inTree: string): Promise<TreeDir | null> {
+    checkName(name);
+    let handle: FileHandle;
+    try {
+      handle = await open(this.at(name), DIR_FLAGS);
+    } catch (err) {
+      if (code(err) === 'ENOENT') return null;
+      if (code(err) === 'ELOOP') throw new ImprintError(`refusing ${inTree}: it is a symlink (never followed)`, 'unsafe-path');
+      if (code(err) === 'ENOTDIR') {
+        const info = await lstat(this.at(name)).catch(() => null);
+        throw new ImprintError(`refusing ${inTree}: ${info?.isSymbolicLink() ? 'it is a symlink (never followed)' : 'not a directory'}`, 'unsafe-path');
+      }
+      throw err;
+    }
+    const host = path.join(this.host, typeof name === 'string' ? name : name.toString('utf8'));
+    return new TreeDir(handle, inTree, host, this.proc, await handle.stat());
+  }
+
+  /** A path naming `name` inside this very directory. */
+  at(name: string | Buffer): string | Buffer {
+    const prefix = this.proc ? `/proc/self/fd/${this.handle.fd}/` : `${this.host}/`;
+    return typeof name === 'string' ? `${prefix}${name}` : Buffer.concat([Buffer.from(prefix), name]);
+  }
+
+  /** A path naming the directory itself (for readdir). */
+  get self(): string {
+    return this.proc ? `/proc/self/fd/${this.handle.fd}` : this.host;
+  }
+
+  async names(): Promise<Buffer[]> {
+    return readdir(this.self, { encoding: 'buffer' });
+  }
+
+  /**
+   * The raw names of the entries whose UTF-8 reading is `name`. Usually just `name`; a name that
+   * is not valid UTF-8 reads with U+FFFD in it and can only be reached by its bytes.
+   */
+  async resolve(name: string): Promise<(string | Buffer)[]> {
+    if (!name.includes('\uFFFD')) return [name];
+    return (await this.names()).filter((n) => n.toString('utf8') === name);
+  }
+
+  async lstat(name: string | Buffer): Promise<Stats | null> {
+    checkName(name);
+    try {
+      return await lstat(this.at(name));
+    } catch (err) {
+      if (code(err) === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async sync(): Promise<void> {
+    await this.handle.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+let noise: Buffer | null = null;
+
+/** Overwrites the first `size` bytes of an open file with random data, then fsyncs it. */
+async function overwrite(handle: FileHandle, size: number): Promise<void> {
+  noise ??= randomBytes(CHUNK);
+  for (let pos = 0; pos < size;) {
+    const { bytesWritten } = await handle.write(noise, 0, Math.min(CHUNK, size - pos), pos);
+    if (bytesWritten <= 0) throw new ImprintError('short write while overwriting');
+    pos += bytesWritten;
+  }
+  await handle.sync();
+}
+
+export type ShredOutcome = 'shredded' | 'unlinked' | 'absent';
+
+/**
+ * Overwrites a regular file in place (random bytes, fsync) and unlinks it. A file with other
+ * hard links, or an empty one, is only unlinked. A link, or anything but a regular file, is
+ * refused: the caller decided on a file. Honest limit: journaling and copy-on-write filesystems
+ * and SSDs may keep old blocks elsewhere.
+ */
+export async function shredAt(dir: TreeDir, name: string | Buffer, inTree: string): Promise<ShredOutcome> {
+  const info = await dir.lstat(name);
+  if (!info) return 'absent';
+  if (info.isSymbolicLink()) throw new ImprintError(`refusing ${inTree}: it is a symlink (never followed)`, 'unsafe-path');
+  if (!info.isFile()) throw new ImprintError(`refusing ${inTree}: not a regular file`, 'unsafe-path');
+  let outcome: ShredOutcome = 'unlinked';
+  let handle: FileHandle;
+  try {
+    handle = await open(dir.at(name), FILE_WRITE_FLAGS);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return 'absent';
+    if (code(err) === 'ELOOP') throw new ImprintError(`refusing ${inTree}: it became a symlink (never followed)`, 'unsafe-path');
+    throw err;
+  }
+  try {
+    const held = await handle.stat();
+    if (!held.isFile()) throw new ImprintError(`refusing ${inTree}: not a regular file`, 'unsafe-path');
+    if (held.nlink === 1 && held.size > 0) {
+      await overwrite(handle, held.size);
+      outcome = 'shredded';
+      crashPoint(`shred ${inTree}`);
+    }
+  } finally {
+    await handle.close();
+  }
+  await unlink(dir.at(name));
+  crashPoint(`unlink ${inTree}`);
+  return outcome;
+}
+
+/** Unlinks a name that is not a directory (a file, a link: never what a link points at). */
+export async function unlinkAt(dir: TreeDir, name: string | Buffer, inTree: string): Promise<boolean> {
+  const info = await dir.lstat(name);
+  if (!info) return false;
+  if (info.isDirectory()) throw new ImprintError(`refusing ${inTree}: a directory, not a file`, 'unsafe-path');
+  try {
+    await unlink(dir.at(name));
+  } catch (err) {
+    if (code(err) === 'ENOENT') return false;
+    throw err;
+  }
+  crashPoint(`unlink ${inTree}`);
+  return true;
+}
+
+/** Truncates a regular, singly linked file to zero bytes in place (inode, mode and owner kept). Returns the size it had. */
+export async function truncateAt(dir: TreeDir, name: string | Buffer, inTree: string): Promise<number | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(dir.at(name), FILE_WRITE_FLAGS);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return null;
+    if (code(err) === 'ELOOP') throw new ImprintError(`refusing ${inTree}: it is a symlink (never followed)`, 'unsafe-path');
+    throw err;
+  }
+  try {
+    const held = await handle.stat();
+    if (!held.isFile()) throw new ImprintError(`refusing ${inTree}: not a regular file`, 'unsafe-path');
+    if (held.nlink !== 1) throw new ImprintError(`refusing ${inTree}: it has ${held.nlink} hard links (emptying it would empty the other names too)`, 'unsafe-path');
+    if (held.size === 0) return 0;
+    await handle.truncate(0);
+    await handle.sync();
+    crashPoint(`truncate ${inTree}`);
+    return held.size;
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface TreeRemoval {
+  files: number;
+  bytes: number;
+  shredded: number;
+}
+
+/**
+ * Removes a directory and everything under it, bottom up. Regular files are shredded first when
+ * `shred` (single-link ones; see shredAt); links and other non-directories are unlinked, never
+ * followed. A directory on another filesystem than the top one is refused, not descended into.
+ */
+export async function removeTreeAt(dir: TreeDir, name: string | Buffer, inTree: string, shred: boolean): Promise<TreeRemoval> {
+  const tally: TreeRemoval = { files: 0, bytes: 0, shredded: 0 };
+  const top = await dir.lstat(name);
+  if (!top) return tally;
+  if (!top.isDirectory()) throw new ImprintError(`refusing ${inTree}: ${top.isSymbolicLink() ? 'it is a symlink (never followed)' : 'not a directory'}`, 'unsafe-path');
+  await removeEntry(dir, name, inTree, shred, dir.stat.dev, tally);
+  await dir.sync();
+  return tally;
+}
+
+async function removeEntry(dir: TreeDir, name: string | Buffer, inTree: string, shred: boolean, dev: number, tally: TreeRemoval): Promise<void> {
+  const info = await dir.lstat(name);
+  if (!info) return;
+  if (info.isDirectory()) {
+    if (info.dev !== dev) throw new ImprintError(`refusing ${inTree}: another filesystem is mounted there (not descended into)`, 'unsafe-path');
+    const child = await dir.openDir(name, inTree);
+    if (!child) return;
+    try {
+      if (child.stat.dev !== dev || child.stat.ino !== info.ino) throw new ImprintError(`refusing ${inTree}: it changed while being removed`, 'unsafe-path');
+      for (const entry of await child.names()) {
+        await removeEntry(child, entry, `${inTree}/${entry.toString('utf8')}`, shred, dev, tally);
+      }
+      await child.sync();
+    } finally {
+      await child.close();
+    }
+    try {
+      await rmdir(dir.at(name));
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+    }
+    crashPoint(`rmdir ${inTree}`);
+    return;
+  }
+  tally.files += 1;
+  if (info.isFile()) tally.bytes += info.size;
+  if (info.isFile() && shred) {
+    const outcome = await shredAt(dir, name, inTree);
+    if (outcome === 'shredded') tally.shredded += 1;
+    return;
+  }
+  await unlinkAt(dir, name, inTree);
+}
+
+/** The first bytes of a regular file, never through a link and never blocking on a FIFO; null if it is not a regular file. */
+export async function readTreeHead(root: RootTree, inTree: string, maxBytes: number): Promise<Buffer | null> {
+  return readHostHead(root.path(inTree), maxBytes);
+}
+
+/** readTreeHead for a host path already resolved inside the tree (a Buffer for names that are not UTF-8). */
+export async function readHostHead(hostPath: string | Buffer, maxBytes: number): Promise<Buffer | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(hostPath, FILE_READ_FLAGS);
+  } catch (err) {
+    if (['ENOENT', 'ELOOP', 'EACCES', 'ENXIO', 'EPERM'].includes(code(err) ?? '')) return null;
+    throw err;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) return null;
+    const buffer = Buffer.alloc(Math.min(maxBytes, info.size));
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return buffer.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Where a link points (for messages); null when it is not a link. */
+export async function readTreeLink(root: RootTree, inTree: string): Promise<string | null> {
+  return readlink(root.path(inTree)).catch(() => null);
+}
+
+export interface FilesystemSpace {
+  /** Filesystem type magic (statfs f_type). */
+  type: number;
+  /** Bytes a root process may still write (reserved blocks included). */
+  free: number;
+}
+
+const TMPFS = 0x01021994;
+const RAMFS = 0x858458f6;
+const VIRTUAL = new Set([TMPFS, RAMFS, 0x9fa0 /* proc */, 0x62656572 /* sysfs */, 0x1cd1 /* devpts */, 0x27e0eb /* cgroup */, 0x63677270 /* cgroup2 */]);
+
+export function isMemoryFilesystem(type: number): boolean {
+  return VIRTUAL.has(type);
+}
+
+export async function treeSpace(root: RootTree, inTree: string): Promise<FilesystemSpace | null> {
+  try {
+    const s = await statfs(root.path(inTree));
+    return { type: s.type, free: s.bfree * s.bsize };
+  } catch (err) {
+    if (code(err) === 'ENOENT' || code(err) === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+export const ZERO_FILL_NAME = '.imprint-zero-fill';
+
+/**
+ * Writes zeros to a new file in the held directory until the filesystem is full (ENOSPC,
+ * EDQUOT, EFBIG) or `limit` bytes, fsyncs it, then removes it. Returns the bytes written.
+ * Freed blocks then hold zeros, which compress to nothing; on a thin-provisioned disk, `fstrim`
+ * afterwards hands them back.
+ */
+export async function zeroFill(dir: TreeDir, inTree: string, limit: number): Promise<number> {
+  const name = ZERO_FILL_NAME;
+  const handle = await open(dir.at(name), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  let written = 0;
+  try {
+    const zeros = Buffer.alloc(CHUNK);
+    crashPoint(`zero-fill ${inTree}`);
+    for (;;) {
+      const want = Math.min(CHUNK, limit - written);
+      if (want <= 0) break;
+      try {
+        const { bytesWritten } = await handle.write(zeros, 0, want, written);
+        if (bytesWritten <= 0) break;
+        written += bytesWritten;
+      } catch (err) {
+        if (['ENOSPC', 'EDQUOT', 'EFBIG'].includes(code(err) ?? '')) break;
+        throw err;
+      }
+    }
+    await handle.sync().catch((err: unknown) => {
+      if (code(err) !== 'ENOSPC') throw err;
+    });
+  } finally {
+    await handle.close();
+    await unlink(dir.at(name)).catch(() => undefined);
+    await dir.sync().catch(() => undefined);
+  }
+  crashPoint(`zero-fill done ${inTree}`);
+  return written;
+}

@@ -1,0 +1,158 @@
+import path from 'node:path';
+import { parseAccountFile, passwordState } from '../parsers/accounts.js';
+import { errorMessage } from '../os/errors.js';
+import { readTreeText } from '../os/files.js';
+import type { RootTree } from '../os/root.js';
+import { clearPasswordHash } from '../os/shadow-seal.js';
+import { lockPassword } from '../os/shadow-utils.js';
+import { removeTreeAt, shredAt, TreeDir, truncateAt, unlinkAt, zeroFill } from '../os/tree-ops.js';
+import { itemKey, type SealItem } from './item.js';
+import { SEAL_OPERATIONS } from './operations.js';
+
+// Carries out a plan, item by item, in operation order. An item that fails is named and the
+// others still run. Each step is idempotent: killed at any point, a new seal finds what is left
+// (a partly overwritten file is overwritten again and removed; a truncated log has nothing left).
+
+export type SealStatus = 'planned' | 'done' | 'failed' | 'skipped';
+
+export interface SealResult extends SealItem {
+  status: SealStatus;
+  /** What happened: shredded, unlinked, removed, truncated, locked, zeroed, already gone. */
+  outcome?: string;
+  error?: string;
+}
+
+export interface ExecuteOptions {
+  /** zero-free-space: at most this many bytes per filesystem (null: until full). */
+  zeroLimit?: number | null;
+  /** Called as each item ends (for one line per item while the run goes on). */
+  onResult?: (result: SealResult) => void;
+}
+
+type Outcome = { outcome: string; bytes?: number };
+
+async function withParent(root: RootTree, item: SealItem, act: (dir: TreeDir, names: (string | Buffer)[]) => Promise<Outcome>): Promise<Outcome> {
+  const dir = await TreeDir.open(root, path.posix.dirname(item.path));
+  if (!dir) return { outcome: 'already gone' };
+  try {
+    const names = await dir.resolve(path.posix.basename(item.path));
+    if (names.length === 0) return { outcome: 'already gone' };
+    const result = await act(dir, names);
+    await dir.sync();
+    return result;
+  } finally {
+    await dir.close();
+  }
+}
+
+async function runItem(root: RootTree, item: SealItem, opts: ExecuteOptions): Promise<Outcome> {
+  switch (item.action) {
+    case 'shred':
+      return withParent(root, item, async (dir, names) => {
+        const outcomes = [];
+        for (const n of names) outcomes.push(await shredAt(dir, n, item.path));
+        if (outcomes.every((o) => o === 'absent')) return { outcome: 'already gone' };
+        return { outcome: outcomes.includes('shredded') ? 'shredded' : 'unlinked' };
+      });
+    case 'unlink':
+      return withParent(root, item, async (dir, names) => {
+        let any = false;
+        for (const n of names) any = (await unlinkAt(dir, n, item.path)) || any;
+        return { outcome: any ? 'unlinked' : 'already gone' };
+      });
+    case 'shred-tree':
+    case 'remove-tree':
+      return withParent(root, item, async (dir, names) => {
+        const shred = item.action === 'shred-tree';
+        for (const n of names) {
+          const info = await dir.lstat(n);
+          // A tree that became a single file since the plan: removed the same way, never followed.
+          if (info && !info.isDirectory()) {
+            if (shred && info.isFile()) await shredAt(dir, n, item.path);
+            else await unlinkAt(dir, n, item.path);
+          } else await removeTreeAt(dir, n, item.path, shred);
+        }
+        return { outcome: shred ? 'shredded and removed' : 'removed' };
+      });
+    case 'truncate':
+      return withParent(root, item, async (dir, names) => {
+        let before: number | null = null;
+        for (const n of names) before = (await truncateAt(dir, n, item.path)) ?? before;
+        return before === null ? { outcome: 'already gone' } : { outcome: 'emptied', bytes: before };
+      });
+    case 'zero-fill': {
+      const dir = await TreeDir.open(root, item.path);
+      if (!dir) return { outcome: 'already gone' };
+      try {
+        const written = await zeroFill(dir, item.path, opts.zeroLimit ?? Number.POSITIVE_INFINITY);
+        return { outcome: 'zeroed', bytes: written };
+      } finally {
+        await dir.close();
+      }
+    }
+    case 'lock':
+    case 'skip':
+      return { outcome: 'skipped' };
+  }
+}
+
+/**
+ * Locks every account of the passwords items (usermod --lock), then replaces the locked hash by
+ * "!" (usermod --password !), then re-reads /etc/shadow: an account whose field still holds a
+ * hash, or still lets anyone in, is a failure.
+ */
+async function lockAccounts(root: RootTree, items: SealItem[], done: (r: SealResult) => void): Promise<void> {
+  const changed: SealItem[] = [];
+  for (const item of items) {
+    try {
+      await lockPassword(root, item.account as string);
+      await clearPasswordHash(root, item.account as string);
+      changed.push(item);
+    } catch (err) {
+      done({ ...item, status: 'failed', error: errorMessage(err) });
+    }
+  }
+  if (changed.length === 0) return;
+  let fields: Map<string, string>;
+  try {
+    const text = await readTreeText(root, '/etc/shadow');
+    const parsed = parseAccountFile(text ?? '', 'shadow', '/etc/shadow');
+    fields = new Map(parsed.lines.map((l) => [l.fields[0] as string, l.fields[1] as string]));
+  } catch (err) {
+    for (const item of changed) done({ ...item, status: 'failed', error: `usermod ran, but /etc/shadow cannot be read back: ${errorMessage(err)}` });
+    return;
+  }
+  for (const item of changed) {
+    const field = fields.get(item.account as string);
+    const state = field === undefined ? 'missing' : passwordState(field);
+    if (state === 'disabled') done({ ...item, status: 'done', outcome: 'locked (hash removed)' });
+    else done({ ...item, status: 'failed', error: `still ${state} in /etc/shadow after usermod` });
+  }
+}
+
+/** Runs the plan. Skip items are passed through as skipped; nothing else is looked at. */
+export async function executeSeal(root: RootTree, items: readonly SealItem[], opts: ExecuteOptions = {}): Promise<SealResult[]> {
+  const results: SealResult[] = [];
+  const done = (r: SealResult): void => {
+    results.push(r);
+    opts.onResult?.(r);
+  };
+  for (const op of SEAL_OPERATIONS) {
+    const mine = items.filter((i) => i.operation === op);
+    for (const item of mine.filter((i) => i.action === 'skip')) done({ ...item, status: 'skipped' });
+    const locks = mine.filter((i) => i.action === 'lock');
+    if (locks.length > 0) await lockAccounts(root, locks, done);
+    for (const item of mine.filter((i) => i.action !== 'skip' && i.action !== 'lock')) {
+      try {
+        const { outcome, bytes } = await runItem(root, item, opts);
+        done({ ...item, ...(bytes === undefined ? {} : { bytes }), status: 'done', outcome });
+      } catch (err) {
+        done({ ...item, status: 'failed', error: errorMessage(err) });
+      }
+    }
+  }
+  // Back into plan order (locks are batched, skips come first within an operation).
+  const key = (i: SealItem): string => `${i.operation}\0${i.action}\0${itemKey(i)}`;
+  const order = new Map(items.map((item, n) => [key(item), n]));
+  return results.sort((a, b) => (order.get(key(a)) ?? 0) - (order.get(key(b)) ?? 0));
+}
