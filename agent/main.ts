@@ -74,5 +74,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
+  // Exit now rather than when the event loop drains: V8 would first finish compiling the HTTP
+  // parser's WebAssembly in the background (~130 ms measured) for nothing. stdout and stderr
+  // are synchronous for files, pipes and terminals on Linux, so no output is lost.
+  process.exit(code);
 });

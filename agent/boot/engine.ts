@@ -122,6 +122,7 @@ async function networkPhase(run: Run): Promise<void> {
     const { resolveMetadata } = await import('../metadata/resolve.js');
     resolved = await resolveMetadata({
       root: opts.root, config: opts.config.metadata, explicitUrl: opts.explicitMetadataUrl ?? false,
+      productCodes: opts.config.productCodes.expected.length > 0,
       note: (line) => opts.out.info('metadata', line),
       hooks: {
         log: (line) => opts.out.detail('metadata', line),

@@ -115,7 +115,7 @@ export class Ec2MetadataClient {
   }
 
   /** Everything the network phase needs, each value checked on its own. */
-  async read(): Promise<InstanceMetadata> {
+  async read(wants: { productCodes: boolean } = { productCodes: true }): Promise<InstanceMetadata> {
     const rejected: string[] = [];
     const id = (await this.get('/latest/meta-data/instance-id'))?.trim() ?? '';
     if (!INSTANCE_ID.test(id)) throw new ImprintError(`instance-id ${JSON.stringify(id.slice(0, 80))} is not a valid instance id`);
@@ -133,7 +133,7 @@ export class Ec2MetadataClient {
       else if (text !== undefined) keys.push({ origin: `public-keys/${m[1]}`, name: m[2] as string, text });
     }
 
-    const codesText = await this.getValue('/latest/meta-data/product-codes', rejected);
+    const codesText = wants.productCodes ? await this.getValue('/latest/meta-data/product-codes', rejected) : null;
     let productCodes: string[] | null = null;
     if (codesText !== null && codesText !== undefined) {
       productCodes = [];

@@ -11,6 +11,8 @@ export interface ResolveOptions {
   config: MetadataConfig;
   /** The endpoint was named (--metadata-url or metadata.url): an offline tree may use it. */
   explicitUrl: boolean;
+  /** Ask for product codes (a request saved when none are expected). */
+  productCodes?: boolean;
   hooks?: Ec2Hooks;
   /** One line per source tried (why it was skipped, what it gave). */
   note: (line: string) => void;
@@ -41,7 +43,7 @@ export async function resolveMetadata(opts: ResolveOptions): Promise<Resolved> {
       const { Ec2MetadataClient } = await import('./ec2.js');
       const client = new Ec2MetadataClient(opts.config, new Deadline(opts.config.deadlineMs), opts.hooks);
       try {
-        const metadata = await client.read();
+        const metadata = await client.read({ productCodes: opts.productCodes ?? true });
         return { metadata, protocol: client.protocol, close: () => client.close() };
       } catch (err) {
         await client.close();

@@ -25,7 +25,7 @@
 // interleaved and the order inside each round rotates.
 //
 // Environment:
-//   BENCH_ROUNDS=N      timed rounds (default 20; fewer than 10 is a smoke test, not a result)
+//   BENCH_ROUNDS=N      timed rounds (default 15; fewer than 10 is a smoke test, not a result)
 //   BENCH_JSON=FILE     also write every sample (ms) and the machine to FILE
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,7 +37,7 @@ import {
 
 const GUIDE = path.join(REPO, 'test/bench/guide-style-full.sh');
 const PRELOAD = path.join(REPO, 'test/bench/trace-preload.cjs');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 const WARMUP_ROUNDS = 1;
 const TARGET_MS = 80;
 const USER_CONFIG = 'default_user: {name: debian}\n';

@@ -111,7 +111,12 @@ function phases(trace) {
   if (vendorStart !== null) out.push(['network: compile + run dist/imprint-vendor.cjs (undici…)', vendorEnd - vendorStart]);
   if (connect !== null) {
     out.push(['network: client set-up → first net.connect', connect - (vendorEnd ?? netStart)]);
-    out.push(['network: first net.connect → exit event (requests, authorized_keys, state)', trace.exit - connect]);
+    const last = trace.lastOutput !== null && trace.lastOutput > connect ? trace.lastOutput : null;
+    if (last === null) out.push(['network: first net.connect → exit event (requests, authorized_keys, state)', trace.exit - connect]);
+    else {
+      out.push(['network: first net.connect → last console line (requests, authorized_keys)', last - connect]);
+      out.push(['last console line → exit event (state file; V8 draining background work)', trace.exit - last]);
+    }
   } else out.push(['network: → exit event', trace.exit - (vendorEnd ?? netStart)]);
   return out;
 }

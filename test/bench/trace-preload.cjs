@@ -2,16 +2,21 @@
 // in ms since the process's time origin, when node's bootstrap handed over, when the bundle
 // was compiled and run, every child process (start, exit, argv[0..2]) and the exit event; and
 // as `marks` (name, t) when dist/imprint-vendor.cjs was compiled and each net.connect call
-// (the metadata client's connections).
+// (the metadata client's connections), and as `lastOutput` when imprint last wrote to stdout.
 // Writes one JSON object to $IMPRINT_TRACE_OUT at exit. Observes only; changes nothing.
 'use strict';
 const cp = require('node:child_process');
 const fs = require('node:fs');
 const Module = require('node:module');
-
 const net = require('node:net');
 
-const trace = { bootstrap: performance.now(), bundleStart: null, bundleEnd: null, children: [], marks: [], exit: null };
+const trace = { bootstrap: performance.now(), bundleStart: null, bundleEnd: null, children: [], marks: [], lastOutput: null, exit: null };
+
+const write = process.stdout.write;
+process.stdout.write = function () {
+  trace.lastOutput = performance.now();
+  return write.apply(this, arguments);
+};
 
 const compile = Module.prototype._compile;
 Module.prototype._compile = function (content, filename) {
