@@ -54,6 +54,10 @@ export async function main(argv: string[]): Promise<number> {
     const { sealCommand } = await import('./commands/seal.js');
     return sealCommand(argv.slice(1));
   }
+  if (argv[0] === 'audit') {
+    const { auditCommand } = await import('./commands/audit.js');
+    return auditCommand(argv.slice(1));
+  }
   let args: CliArgs;
   try {
     args = parseCli(argv);

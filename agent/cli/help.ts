@@ -7,6 +7,7 @@ Usage:
                [--metadata-url URL] [--metadata-deadline DURATION]
   imprint verify-product [--root DIR] [--config FILE] [--metadata-url URL] [--json]
   imprint seal [--root DIR] [--operations LIST] [--dry-run] [--json] [--yes]    (see imprint seal --help)
+  imprint audit [--root DIR] [--json] [--junit FILE] [--fail-on SEVERITY]        (see imprint audit --help)
   imprint emulate [--listen HOST:PORT] [--key KEY]... [--scenario NAME[=ARG]]...  (see imprint emulate --help)
   imprint demo [--json] [--keep]
   imprint version [--json]
@@ -28,6 +29,9 @@ Commands:
             identity document), as boot does: exit 0 when all are confirmed, 1 otherwise.
   seal      Before an image is shared: remove what must not be shared (host keys, users'
             keys, shell histories, credentials, usable passwords, logs, machine-id, state).
+  audit     On an image or instance someone else built: report what the guides say to check
+            (password logins, extra keys and users, services, ports, crons, start-up scripts,
+            remote logging, weak or baked host keys, leftovers, firewall), by severity.
   emulate   Run a local EC2-style metadata service with fault scenarios, for testing images.
   demo      Copy a small built-in image tree (known passwords, baked host keys, an sshd that
             allows passwords) to a temporary directory, run "imprint boot --root" on it, and
