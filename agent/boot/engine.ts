@@ -32,6 +32,8 @@ interface Run {
   saving: Promise<void>;
   /** Background tasks still running (awaited before the boot ends). */
   background: Promise<void>[];
+  /** Metadata asked for before the local phase, to confirm the instance. */
+  early?: Promise<Resolution>;
 }
 
 /** Runs one task and returns its report; failures are reported, never thrown. */
@@ -105,9 +107,69 @@ function stateFor(hint: LocalIdentity, loaded: InstanceState | null): { state: I
 }
 
 /** Asks the metadata sources who this instance is, then runs the network tasks. */
+type Resolution = Awaited<ReturnType<typeof import('../metadata/resolve.js').resolveMetadata>>;
+
+function networkTasksWanted(opts: BootOptions): Task[] {
+  return NETWORK_TASKS.filter((t) => t.disabledBecause(opts.config) === null);
+}
+
+/** Starts asking the metadata sources; the promise never rejects unobserved. */
+function startResolution(opts: BootOptions): Promise<Resolution> {
+  const asked = (async () => {
+    // Loaded on demand: the HTTP stack is most of the bundle's start-up cost.
+    const { resolveMetadata } = await import('../metadata/resolve.js');
+    let lastSaid = 0;
+    return resolveMetadata({
+      root: opts.root, config: opts.config.metadata, explicitUrl: opts.explicitMetadataUrl ?? false,
+      productCodes: opts.config.productCodes.expected.length > 0,
+      note: (line) => opts.out.info('metadata', line),
+      hooks: {
+        log: (line) => opts.out.detail('metadata', line),
+        waiting: (why, deadline) => {
+          void notifyExtendTimeout(Math.min(deadline.remaining(), 10_000) + 5_000, why);
+          // On the console too, at most every 5 s: a silent wait looks like a hang.
+          if (performance.now() - lastSaid > 5_000) {
+            lastSaid = performance.now();
+            opts.out.info('metadata', `${why}; ${Math.ceil(deadline.remaining() / 1000)} s left`);
+          }
+        },
+      },
+    });
+  })();
+  asked.catch(() => undefined);
+  return asked;
+}
+
+/**
+ * On a boot whose local hint matches the state, the instance may still be a clone that kept
+ * its machine-id (or a container sharing the host's DMI UUID). Before sshd is let start, ask
+ * the metadata service who this is — for a bounded time, so a slow service does not hold sshd
+ * back on an ordinary reboot.
+ */
+async function confirmInstance(run: Run): Promise<void> {
+  const { opts } = run;
+  if (opts.dryRun || run.state.instanceId === null || networkTasksWanted(opts).length === 0) return;
+  run.early = startResolution(opts);
+  const budget = Math.min(CONFIRM_BUDGET_MS, opts.config.metadata.deadlineMs);
+  const answer = await Promise.race([run.early.then((r) => r.metadata?.instanceId ?? null, () => null), delay(budget).then(() => undefined)]);
+  if (answer === undefined) {
+    opts.out.warn('instance', `the metadata service has not confirmed the instance within ${budget / 1000} s; going on as ${run.state.instanceId}`);
+  } else if (answer !== null && answer !== run.state.instanceId) {
+    opts.out.info('instance', `metadata says ${answer}, the state was for ${run.state.instanceId}: new instance, doing the local work again before sshd starts`);
+    run.state = freshState(run.state.hint);
+    run.state.instanceId = answer;
+  }
+}
+
+const CONFIRM_BUDGET_MS = 5_000;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 async function networkPhase(run: Run): Promise<void> {
   const { opts, ctx, report } = run;
-  const wanted = NETWORK_TASKS.filter((t) => t.disabledBecause(opts.config) === null);
+  const wanted = networkTasksWanted(opts);
   if (wanted.length === 0 || opts.dryRun) {
     if (opts.dryRun && wanted.length > 0) opts.out.info('metadata', `would ask: ${opts.config.metadata.sources.join(', ')}`);
     await runTasks(run, NETWORK_TASKS);
@@ -116,19 +178,9 @@ async function networkPhase(run: Run): Promise<void> {
   void notifyStatus('network phase: asking the metadata service');
   const meta: MetadataReport = { source: null, instanceId: null, protocol: null, rejected: [], error: null };
   report.metadata = meta;
-  let resolved: Awaited<ReturnType<typeof import('../metadata/resolve.js').resolveMetadata>>;
+  let resolved: Resolution;
   try {
-    // Loaded on demand: the HTTP stack is most of the bundle's start-up cost.
-    const { resolveMetadata } = await import('../metadata/resolve.js');
-    resolved = await resolveMetadata({
-      root: opts.root, config: opts.config.metadata, explicitUrl: opts.explicitMetadataUrl ?? false,
-      productCodes: opts.config.productCodes.expected.length > 0,
-      note: (line) => opts.out.info('metadata', line),
-      hooks: {
-        log: (line) => opts.out.detail('metadata', line),
-        waiting: (why, deadline) => void notifyExtendTimeout(Math.min(deadline.remaining(), 10_000) + 5_000, why),
-      },
-    });
+    resolved = await (run.early ?? startResolution(opts));
   } catch (err) {
     meta.error = errorMessage(err);
     if (wanted.every((t) => run.state.completed[t.name])) {
@@ -207,6 +259,7 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
     instance: { id: state.instanceId ?? hint.id, source: hint.source, previous }, metadata: null, tasks: [], status: 'ok', exitCode: 0,
   };
   const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none', saving: Promise.resolve(), background: [] };
+  await confirmInstance(run);
   await runTasks(run, LOCAL_TASKS);
   // Host keys exist and sshd is keys-only: sshd may start while the network phase goes on.
   if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: 'local phase done; asking the metadata service' });

@@ -25,10 +25,15 @@ type Session = { kind: 'v2'; token: string } | { kind: 'v1' };
 
 export class Ec2MetadataClient {
   private readonly http: HttpClient;
+  /** The session every request shares; concurrent requests wait for the same token PUT. */
+  private sessionStart: Promise<Session> | null = null;
   private session: Session | null = null;
+  /** Grows when the service is slower than the configured timeout, so a slow service still answers. */
+  private timeoutMs: number;
 
   constructor(private readonly config: MetadataConfig, private readonly deadline: Deadline, private readonly hooks: Ec2Hooks = {}) {
     this.http = new HttpClient({ maxBodyBytes: config.maxBodyBytes });
+    this.timeoutMs = config.requestTimeoutMs;
   }
 
   get protocol(): 'IMDSv2' | 'IMDSv1' | 'none yet' {
@@ -49,13 +54,14 @@ export class Ec2MetadataClient {
       }
       const started = performance.now();
       try {
-        const res = await this.http.send(method, `${this.config.url}${path}`, headers, Math.min(this.config.requestTimeoutMs, this.deadline.remaining()));
+        const res = await this.http.send(method, `${this.config.url}${path}`, headers, Math.min(this.timeoutMs, this.deadline.remaining()));
         this.hooks.log?.(`${method} ${path} ${res.status} ${Math.round(performance.now() - started)} ms`);
         if (res.status < 500) return res;
         lastProblem = `${method} ${path}: HTTP ${res.status}`;
       } catch (err) {
         if (!(err instanceof TransientHttpError)) throw err;
         lastProblem = err.message;
+        if (/no answer within/.test(err.message)) this.timeoutMs = Math.min(this.timeoutMs * 2, 60_000);
         this.hooks.log?.(`${method} ${path} failed: ${err.message}`);
       }
       const wait = this.deadline.backoffMs(attempt);
@@ -84,18 +90,33 @@ export class Ec2MetadataClient {
     return { kind: 'v1' };
   }
 
+  private currentSession(): Promise<Session> {
+    if (!this.sessionStart) {
+      const started = this.startSession();
+      this.sessionStart = started;
+      started.then((s) => {
+        if (this.sessionStart === started) this.session = s;
+      }, () => {
+        if (this.sessionStart === started) this.sessionStart = null;
+      });
+    }
+    return this.sessionStart;
+  }
+
   /** GETs a path; null when the service answers 404 (the thing does not exist). */
   async get(path: string): Promise<string | null> {
     for (let renewals = 0; renewals < 2; renewals += 1) {
-      this.session ??= await this.startSession();
-      const headers: Record<string, string> = this.session.kind === 'v2' ? { 'X-aws-ec2-metadata-token': this.session.token } : {};
+      const starting = this.currentSession();
+      const session = await starting;
+      const headers: Record<string, string> = session.kind === 'v2' ? { 'X-aws-ec2-metadata-token': session.token } : {};
       const res = await this.attempt('GET', path, headers);
       if (res.status === 200) return res.body;
       if (res.status === 404) return null;
       if (res.status === 403) throw new MetadataDisabledError(`${path}: the metadata service answered 403: it is disabled for this instance`);
       if (res.status === 401) {
-        if (this.session.kind === 'v1') throw new ImprintError(`${path}: the service now demands a token (401) it refused to issue`);
-        this.session = null; // expired or revoked: one new token, then give up
+        if (session.kind === 'v1') throw new ImprintError(`${path}: the service now demands a token (401) it refused to issue`);
+        // Expired or revoked: one new token (shared with any request that hit the same 401).
+        if (this.sessionStart === starting) this.sessionStart = null;
         continue;
       }
       throw new ImprintError(`${path}: HTTP ${res.status}`);
@@ -117,23 +138,31 @@ export class Ec2MetadataClient {
   /** Everything the network phase needs, each value checked on its own. */
   async read(wants: { productCodes: boolean } = { productCodes: true }): Promise<InstanceMetadata> {
     const rejected: string[] = [];
-    const id = (await this.get('/latest/meta-data/instance-id'))?.trim() ?? '';
+    // One token first, then what does not depend on each other in parallel: on a slow
+    // service each round trip counts, and the launch key is on the path to the first login.
+    await this.currentSession();
+    const [idText, listing, codesText] = await Promise.all([
+      this.get('/latest/meta-data/instance-id'),
+      this.get('/latest/meta-data/public-keys/'),
+      wants.productCodes ? this.getValue('/latest/meta-data/product-codes', rejected) : Promise.resolve(null),
+    ]);
+    const id = idText?.trim() ?? '';
     if (!INSTANCE_ID.test(id)) throw new ImprintError(`instance-id ${JSON.stringify(id.slice(0, 80))} is not a valid instance id`);
 
-    const keys: LaunchKey[] = [];
-    const listing = await this.get('/latest/meta-data/public-keys/');
+    const entries: { index: string; name: string }[] = [];
     for (const line of (listing ?? '').split('\n').map((l) => l.trim()).filter(Boolean)) {
       const m = /^(\d{1,4})=([^\0-\x1f\x7f]{0,255})$/.exec(line);
-      if (!m) {
-        rejected.push(`public-keys/: line ${JSON.stringify(line.slice(0, 60))} is not "N=name"`);
-        continue;
-      }
-      const text = await this.getValue(`/latest/meta-data/public-keys/${m[1]}/openssh-key`, rejected);
-      if (text === null) rejected.push(`public-keys/${m[1]}: no openssh-key`);
-      else if (text !== undefined) keys.push({ origin: `public-keys/${m[1]}`, name: m[2] as string, text });
+      if (m) entries.push({ index: m[1] as string, name: m[2] as string });
+      else rejected.push(`public-keys/: line ${JSON.stringify(line.slice(0, 60))} is not "N=name"`);
     }
+    const texts = await Promise.all(entries.map((e) => this.getValue(`/latest/meta-data/public-keys/${e.index}/openssh-key`, rejected)));
+    const keys: LaunchKey[] = [];
+    entries.forEach((e, i) => {
+      const text = texts[i];
+      if (text === null) rejected.push(`public-keys/${e.index}: no openssh-key`);
+      else if (text !== undefined) keys.push({ origin: `public-keys/${e.index}`, name: e.name, text });
+    });
 
-    const codesText = wants.productCodes ? await this.getValue('/latest/meta-data/product-codes', rejected) : null;
     let productCodes: string[] | null = null;
     if (codesText !== null && codesText !== undefined) {
       productCodes = [];

@@ -1,3 +1,5 @@
+import { appendFileSync } from 'node:fs';
+
 // Operator output: one line per action. Under systemd, stdout goes to the journal and the
 // console (so the host key fingerprint block reaches the serial console). With --json the
 // human lines move to stderr and stdout carries only the JSON report.
@@ -40,5 +42,14 @@ export class Console {
   /** Verbatim lines (the fingerprint block): tools grep the console for these exact markers. */
   block(lines: string[]): void {
     this.stream.write(`${lines.join('\n')}\n`);
+    // Under systemd the journal prefixes every line it forwards to the console; the block is
+    // also written to /dev/console as it is, as cloud-init does, for tools that parse it.
+    if (this.opts.journal) {
+      try {
+        appendFileSync('/dev/console', `${lines.join('\r\n')}\r\n`);
+      } catch {
+        /* no console (a container without one): the journal copy is there */
+      }
+    }
   }
 }

@@ -220,6 +220,8 @@ export const hostKeysTask: Task = {
     if (late.length > 0) {
       ctx.facts.pendingHostKeys = { keys: late, generated: allDone(late), group, all: wanted };
       rec.action(`${late.map((k) => k.key.type).join(', ')} still generating: sshd starts on ${now.map((k) => k.key.type).join(', ')}, and loads it for new connections once it is in place`);
+      // The keys sshd serves from now on, at once; a complete block follows when RSA is in.
+      rec.detail('new', await printFingerprints(ctx, rec, now.map((k) => k.key)));
     } else {
       rec.detail('new', await printFingerprints(ctx, rec, wanted));
     }

@@ -31,7 +31,11 @@ describe('imprint boot --root: local phase', function () {
       assert.equal(key.gid, 0);
       assert.ok(!baked.some((b) => b.fingerprint === key.fingerprint), `${key.name} is still the baked key`);
     }
-    const block = /-----BEGIN SSH HOST KEY FINGERPRINTS-----\n([\s\S]*?)\n-----END SSH HOST KEY FINGERPRINTS-----/.exec(run.stdout);
+    const blocks = [...run.stdout.matchAll(/-----BEGIN SSH HOST KEY FINGERPRINTS-----\n([\s\S]*?)\n-----END SSH HOST KEY FINGERPRINTS-----/g)];
+    // First the keys sshd can serve at once, then the complete set once RSA is in.
+    assert.equal(blocks.length, 2, 'two fingerprint blocks on the console');
+    assert.doesNotMatch(blocks[0]?.[1] ?? '', /\(RSA\)/);
+    const block = blocks[1];
     assert.ok(block, 'fingerprint block on the console');
     const printed = (block[1] as string).split('\n').map((l) => l.split(' ')[1]).sort();
     assert.deepEqual(printed, fresh.map((k) => k.fingerprint).sort());
