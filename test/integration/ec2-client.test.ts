@@ -109,6 +109,15 @@ describe('EC2 metadata client against imprint emulate', () => {
     assert.ok(elapsed >= 1_400 && elapsed < 2_500, `ended after ${Math.round(elapsed)} ms`);
   });
 
+  it('still gets answers from a service slower than the request timeout (the timeout adapts)', async () => {
+    const emu = await start(['slow=1200']);
+    const md = await connect(emu.url, { deadlineMs: 20_000, requestTimeoutMs: 500 }).read();
+    assert.equal(md.keys.length, 2);
+    // Once a longer timeout worked, later requests are not cut short again one by one.
+    const aborted = emu.requests.filter((r) => r.status === 'aborted').length;
+    assert.ok(aborted <= 3, `${aborted} requests were cut short`);
+  });
+
   it('rejects an oversized body', async () => {
     const emu = await start(['oversized=200000']);
     await assert.rejects(connect(emu.url).read(), /response larger than 65536 bytes/);
