@@ -6,7 +6,7 @@
 // pair and the addresses are exactly as made.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readlinkSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, readdirSync, readlinkSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -313,6 +313,11 @@ export interface BootOptions {
 export class Container {
   /** performance.now() just before systemd-nspawn was started. */
   readonly startedAt: number;
+  /**
+   * CLOCK_MONOTONIC (µs) at the same moment (libuv's hrtime). No time namespace: systemd's
+   * *TimestampMonotonic and the journal's monotonic stamps inside are on the same clock.
+   */
+  startedMonoUs = 0;
   private consoleText = '';
   private exitCode: number | null | undefined;
   private readonly exited: Promise<void>;
@@ -349,10 +354,13 @@ export class Container {
       '--console=read-only', '-D', dir, '-b',
     ];
     const startedAt = performance.now();
+    const startedMonoUs = Number(process.hrtime.bigint() / 1000n);
     const child = spawn('systemd-nspawn', args, { env: childEnv({ SYSTEMD_LOG_COLOR: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('could not start systemd-nspawn');
     trackedNspawn.add(child.pid);
-    return new Container(bed, dir, child, child.pid, opts, startedAt);
+    const c = new Container(bed, dir, child, child.pid, opts, startedAt);
+    c.startedMonoUs = startedMonoUs;
+    return c;
   }
 
   get running(): boolean {
@@ -379,6 +387,11 @@ export class Container {
     }, deadlineMs, 20);
   }
 
+  /** ms from container start to a monotonic timestamp of the container (µs, as systemd shows them). */
+  sinceStart(monoUs: number): number {
+    return (monoUs - this.startedMonoUs) / 1000;
+  }
+
   /** Runs a command inside the container (its namespaces) from outside: for state that no login shows. */
   async exec(args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
     const leader = await this.leader();
@@ -394,7 +407,7 @@ export class Container {
     let attempts = 0;
     let lastError = '';
     for (;;) {
-      if (!this.running) throw new Error(`the container stopped (${this.exitCode}) before a key login worked:\n${this.console().slice(-4000)}`);
+      if (!this.running) throw new Error(`the container stopped (${this.exitCode}) before a key login worked:\n${this.console().slice(-4000)}${inotifyHint(this.console())}`);
       const attemptAt = performance.now();
       attempts++;
       const r = await this.bed.ssh(key, user, 'true', 10_000);
@@ -436,10 +449,50 @@ export class Container {
   }
 }
 
-/** The host key fingerprint blocks printed on the console, last one first. */
+/**
+ * The host key fingerprint blocks printed on the console, last one first. Lines may carry a
+ * prefix (journald's "[  12.3] imprint[28]: " when the unit's output reaches the console through
+ * the journal; cloud-init's "ec2: "): each line is read from its marker or key length on.
+ */
 export function consoleFingerprintBlocks(consoleText: string): Map<string, string>[] {
   const blocks: Map<string, string>[] = [];
-  const re = /-----BEGIN SSH HOST KEY FINGERPRINTS-----\n([\s\S]*?)-----END SSH HOST KEY FINGERPRINTS-----/g;
-  for (const m of consoleText.matchAll(re)) blocks.push(parseFingerprintLines((m[1] ?? '').split('\n')));
+  let current: string[] | null = null;
+  for (const line of consoleText.split('\n')) {
+    if (line.includes('-----BEGIN SSH HOST KEY FINGERPRINTS-----')) current = [];
+    else if (line.includes('-----END SSH HOST KEY FINGERPRINTS-----')) {
+      if (current) blocks.push(parseFingerprintLines(current));
+      current = null;
+    } else if (current) {
+      const m = /(\d+ SHA256:\S+ .*\(\w+\))\s*$/.exec(line);
+      if (m) current.push(m[1] as string);
+    }
+  }
   return blocks.reverse();
+}
+
+/**
+ * systemd in a container needs inotify instances, counted against root's
+ * fs.inotify.max_user_instances on this machine (default 128): containers leaked by anything
+ * else running here exhaust it, and systemd then dies at start with "Too many open files".
+ */
+export function inotifyHint(consoleText: string): string {
+  if (!/Too many open files/.test(consoleText)) return '';
+  let used = 0;
+  const holders = new Map<string, number>();
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let fds: string[] = [];
+    try { fds = readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify') {
+          used++;
+          const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+          holders.set(comm, (holders.get(comm) ?? 0) + 1);
+        }
+      } catch { /* gone */ }
+    }
+  }
+  const max = readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8').trim();
+  const top = [...holders.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([c, n]) => `${c} ${n}`).join(', ');
+  return `\n--- hint: this machine's inotify instances are exhausted: ${used} in use, fs.inotify.max_user_instances=${max} (holders: ${top}). Containers left running by something else? Not changed by the harness. ---`;
 }

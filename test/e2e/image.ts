@@ -8,7 +8,7 @@
 //            curl of the key with an IMDSv2 token, passwd -l, sed on sshd_config
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve, sep } from 'node:path';
 import { REPO, fingerprintsOf } from './harness.js';
@@ -28,21 +28,25 @@ export interface AgentBuild {
 const FIXTURES = join(REPO, 'test/e2e/fixtures');
 
 /**
- * The agent build to test. IMPRINT_E2E_AGENT=deb|binary|bundle forces one; by default the
- * newest dist/imprint_*_amd64.deb, else dist/imprint-linux-x64, else the bundle (dev only).
+ * The agent build to test. IMPRINT_E2E_DEB=FILE names a .deb; IMPRINT_E2E_AGENT=deb|binary|bundle
+ * forces a kind; by default the newest dist/imprint_*_amd64.deb, else dist/imprint-linux-x64,
+ * else node + the bundle (dev only, until the binary exists).
  */
 export function findAgent(): AgentBuild | null {
   const dist = join(REPO, 'dist');
   const wanted = process.env.IMPRINT_E2E_AGENT ?? 'auto';
-  const unitFile = existsSync(join(REPO, 'units/imprint.service')) ? join(REPO, 'units/imprint.service') : join(FIXTURES, 'imprint.service.stand-in');
-  const unitNote = unitFile.startsWith(join(REPO, 'units')) ? 'units/imprint.service' : 'test/e2e/fixtures/imprint.service.stand-in (units/imprint.service missing)';
+  const unitFile = join(REPO, 'units/imprint.service');
+  const unitNote = 'units/imprint.service';
   const debs = existsSync(dist)
     ? readdirSync(dist).filter((f) => /^imprint_.+_amd64\.deb$/.test(f)).map((f) => join(dist, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
     : [];
   const binary = join(dist, 'imprint-linux-x64');
   const bundle = join(dist, 'imprint.cjs');
+  const given = process.env.IMPRINT_E2E_DEB;
+  if (given) return existsSync(given) ? { mode: 'deb', file: resolve(given), unit: null, describe: `${basename(given)} (IMPRINT_E2E_DEB)` } : null;
   if ((wanted === 'auto' || wanted === 'deb') && debs[0]) return { mode: 'deb', file: debs[0], unit: null, describe: `dist/${basename(debs[0])}` };
   if (wanted === 'deb') return null;
+  if (!existsSync(unitFile)) return null;
   if ((wanted === 'auto' || wanted === 'binary') && existsSync(binary)) return { mode: 'binary', file: binary, unit: unitFile, describe: `dist/imprint-linux-x64 + ${unitNote}` };
   if (wanted === 'binary') return null;
   if (existsSync(bundle) && existsSync(join(dist, 'imprint-vendor.cjs'))) {
@@ -130,7 +134,9 @@ export async function enabledLinks(dir: string): Promise<string[]> {
   const found: string[] = [];
   for (const d of await readdir(base).catch(() => [] as string[])) {
     if (!/\.(wants|requires)$/.test(d)) continue;
-    if (existsSync(join(base, d, 'imprint.service'))) found.push(`/etc/systemd/system/${d}/imprint.service`);
+    // lstat: the link is absolute (/lib/systemd/system/...), meaningful only inside the tree.
+    const link = await lstat(join(base, d, 'imprint.service')).catch(() => null);
+    if (link) found.push(`/etc/systemd/system/${d}/imprint.service -> ${link.isSymbolicLink() ? await readlink(join(base, d, 'imprint.service')) : '(file)'}`);
   }
   return found;
 }

@@ -11,7 +11,7 @@ import {
   Workspace, bakeAuthorizedKey, copyTree, findAgent, hostKeyFingerprints, installAgent, installGuides, unpack, writeImprintConfig,
   type AgentBuild,
 } from './image.js';
-import { installEmergencyCleanup, mustRun, run } from './proc.js';
+import { alive, installEmergencyCleanup, mustRun, run } from './proc.js';
 
 export type Variant = 'imprint' | 'floor' | 'guides';
 
@@ -34,7 +34,7 @@ export interface Golden {
 const TOOLS = ['systemd-nspawn', 'ip', 'nsenter', 'ssh', 'ssh-keyscan', 'ssh-keygen', 'sshpass', 'chroot', 'tar', 'mount'];
 
 export class Suite {
-  private readonly goldens = new Map<Variant, Promise<Golden>>();
+  private readonly goldens = new Map<string, Promise<Golden>>();
   private keyCount = 0;
   private treeCount = 0;
 
@@ -48,9 +48,10 @@ export class Suite {
     for (const tool of TOOLS) if ((await run('sh', ['-c', 'command -v "$1"', 'sh', tool])).code !== 0) missing.push(tool);
     if (missing.length > 0) throw new Error(`e2e: missing tools: ${missing.join(', ')} (apt-get install systemd-container iproute2 util-linux openssh-client sshpass)`);
     const agent = findAgent();
-    if (!agent) throw new Error(`e2e: no agent build in dist/ (IMPRINT_E2E_AGENT=${process.env.IMPRINT_E2E_AGENT ?? 'auto'}): run npm run build, build:binary or packaging/build-packages.sh`);
+    if (!agent) throw new Error(`e2e: no agent build in dist/ (IMPRINT_E2E_AGENT=${process.env.IMPRINT_E2E_AGENT ?? 'auto'}), or units/imprint.service missing: run npm run build, build:binary or packaging/build-packages.sh`);
     const tarball = await debianRootfsTarball();
     if (!tarball) throw new Error('e2e: no Debian 12 rootfs (test/support/debian-rootfs.sh needs root and mmdebstrap)');
+    await reportLeftovers();
     const ws = await Workspace.create();
     process.stderr.write(`e2e: agent under test: ${agent.describe}\ne2e: rootfs ${tarball}, workspace ${ws.dir} (tmpfs)\n`);
     return new Suite(tarball, ws, agent);
@@ -64,16 +65,18 @@ export class Suite {
 
   /** The image of a variant, built once; `key` is the pre-baked key of the floor image. */
   golden(variant: Variant, floorKey?: Key): Promise<Golden> {
-    let g = this.goldens.get(variant);
+    // The floor image bakes one key: one floor image per key.
+    const id = variant === 'floor' ? `floor ${floorKey?.public ?? ''}` : variant;
+    let g = this.goldens.get(id);
     if (!g) {
-      g = this.build(variant, floorKey);
-      this.goldens.set(variant, g);
+      g = this.build(variant, floorKey, this.goldens.size);
+      this.goldens.set(id, g);
     }
     return g;
   }
 
-  private async build(variant: Variant, floorKey?: Key): Promise<Golden> {
-    const dir = await unpack(this.ws, this.tarball, `golden-${variant}`);
+  private async build(variant: Variant, floorKey: Key | undefined, n: number): Promise<Golden> {
+    const dir = await unpack(this.ws, this.tarball, `golden-${n}-${variant}`);
     const baked = await hostKeyFingerprints(dir);
     const notes: string[] = [];
     if (variant === 'imprint') {
@@ -98,23 +101,51 @@ export class Suite {
   }
 }
 
-let shared: Promise<Suite> | undefined;
-let users = 0;
+/**
+ * Namespaces and workspaces of an earlier run of this harness whose process is gone (killed
+ * before its hooks could run): the namespace names are deleted and idle workspaces unmounted;
+ * anything still in use is only reported, and no process is touched.
+ */
+async function reportLeftovers(): Promise<void> {
+  const notes: string[] = [];
+  for (const line of (await run('ip', ['netns', 'list'])).stdout.split('\n')) {
+    const m = /^(imprint-e2e-(\d+)-\d+-(?:meta|inst))\b/.exec(line);
+    if (!m || alive(Number(m[2]))) continue;
+    const r = await run('ip', ['netns', 'delete', m[1] as string]);
+    notes.push(`network namespace ${m[1]} of a dead run: ${r.code === 0 ? 'deleted' : `not deleted: ${r.stderr.trim()}`}`);
+  }
+  const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '');
+  for (const mp of mounts) {
+    const m = /^\/tmp\/imprint-e2e-(\d+)-[A-Za-z0-9]+$/.exec(mp);
+    if (!m || alive(Number(m[1]))) continue;
+    const r = await run('umount', [mp]);
+    if (r.code === 0) await run('rmdir', [mp]);
+    notes.push(`workspace ${mp} of a dead run: ${r.code === 0 ? 'unmounted' : `still in use, left alone: ${r.stderr.trim()}`}`);
+  }
+  for (const n of notes) process.stderr.write(`e2e: leftover: ${n}\n`);
+}
 
-/** One Suite per process, shared by the test files; destroyed when the last user releases it. */
+let shared: Promise<Suite> | undefined;
+
+/** One Suite per mocha run, shared by the e2e test files (the images are built once). */
 export function acquireSuite(): Promise<Suite> {
-  users++;
   shared ??= Suite.create();
   return shared;
 }
 
-export async function releaseSuite(): Promise<void> {
-  users--;
-  if (users > 0 || !shared) return;
+/** Nothing to do per file: the root hook below removes the workspace after the last file. */
+export async function releaseSuite(): Promise<void> {}
+
+async function destroyShared(): Promise<void> {
+  if (!shared) return;
   const s = shared;
   shared = undefined;
   await (await s.catch(() => null))?.destroy();
 }
+
+// A root-level hook (registered when the first e2e file imports this module): runs once, after
+// every test file, whatever failed.
+if (typeof after === "function") after(destroyShared);
 
 /** One testbed, its emulator and the containers booted in it; teardown() ends them all. */
 export class Lab {
@@ -165,11 +196,13 @@ export class Lab {
     for (const c of this.containers) {
       parts.push(`--- console of ${c.opts.machine} (tail) ---\n${c.console().slice(-6000)}`);
       if (c.running) {
-        const j = await c.exec(['journalctl', '-b', '--no-pager', '-o', 'short-monotonic', '-u', 'imprint.service', '-u', 'ssh.service'], 15_000).catch((e: Error) => ({ stdout: '', stderr: e.message }));
-        parts.push(`--- journal (imprint, ssh) of ${c.opts.machine} ---\n${(j.stdout + j.stderr).slice(-6000)}`);
+        const j = await c.exec(['journalctl', '-b', '--no-pager', '-o', 'short-monotonic', '-u', 'imprint.service'], 15_000).catch((e: Error) => ({ stdout: '', stderr: e.message }));
+        parts.push(`--- journal of imprint.service in ${c.opts.machine} ---\n${(j.stdout + j.stderr).slice(-8000)}`);
+        const s = await c.exec(['journalctl', '-b', '--no-pager', '-o', 'short-monotonic', '-u', 'ssh.service', '-n', '15'], 15_000).catch((e: Error) => ({ stdout: '', stderr: e.message }));
+        parts.push(`--- journal of ssh.service in ${c.opts.machine} (last 15) ---\n${(s.stdout + s.stderr).trim()}`);
       }
     }
-    if (this.emulator) parts.push(`--- emulator log ---\n${this.emulator.lines.slice(-40).join('\n')}`);
+    if (this.emulator) parts.push(`--- emulator log (first 10, last 30) ---\n${[...this.emulator.lines.slice(0, 10), '...', ...this.emulator.lines.slice(10).slice(-30)].join('\n')}`);
     return parts.join('\n');
   }
 
