@@ -30,6 +30,14 @@ export async function cloudInitState(root: RootTree, cmdline: string[]): Promise
   if (!installed) return { willRun: false, why: 'cloud-init is not installed' };
   if ((await statTree(root, '/etc/cloud/cloud-init.disabled')) !== null) return { willRun: false, why: 'cloud-init is installed but /etc/cloud/cloud-init.disabled turns it off' };
   if (cmdline.includes('cloud-init=disabled')) return { willRun: false, why: 'cloud-init=disabled is on the kernel command line' };
+  // On a booted system cloud-init's generator has already decided (ds-identify may have found
+  // no datasource): its verdict is the link it made, or did not make, under /run.
+  if (root.isLive && (await statTree(root, '/run/systemd/generator.early')) !== null) {
+    const wanted = (await statTree(root, '/run/systemd/generator.early/multi-user.target.wants/cloud-init.target')) !== null;
+    return wanted
+      ? { willRun: true, why: 'cloud-init is installed and its generator enabled it for this boot' }
+      : { willRun: false, why: 'cloud-init is installed but its generator did not enable it for this boot' };
+  }
   for (const dir of UNIT_DIRS) {
     for (const name of await listTreeDir(root, dir)) {
       if (!name.endsWith('.wants')) continue;
