@@ -77,6 +77,25 @@ export async function ensureTreeDir(root: RootTree, inTree: string, mode = 0o755
 }
 
 /**
+ * Creates a file that must not exist yet (O_EXCL|O_NOFOLLOW: a planted file or link makes it
+ * fail), with its content, owner and mode, fsynced; on any failure it is removed again.
+ */
+export async function writeNewFile(hostPath: string, data: string | Buffer, own: Ownership): Promise<void> {
+  const handle = await open(hostPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(data);
+    if (own.uid !== undefined || own.gid !== undefined) await handle.chown(own.uid ?? 0, own.gid ?? 0);
+    await handle.chmod(own.mode);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await unlink(hostPath).catch(() => undefined);
+    throw err;
+  }
+  await handle.close();
+}
+
+/**
  * Writes a file the crash-safe way: a temp file beside the target (O_EXCL|O_NOFOLLOW, so a
  * planted link cannot redirect it), fsync, rename over the target, fsync the directory.
  * Killed at any instant, the target holds either the old or the new content, never a mix.
@@ -88,18 +107,7 @@ export async function writeTreeFileAtomic(root: RootTree, inTree: string, data: 
   const existing = await statTree(root, inTree);
   if (existing && !existing.isFile()) throw new ImprintError(`refusing ${inTree}: not a regular file`, 'unsafe-path');
   const temp = path.join(dir, `.imprint-${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(data);
-    if (own.uid !== undefined || own.gid !== undefined) await handle.chown(own.uid ?? 0, own.gid ?? 0);
-    await handle.chmod(own.mode);
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await handle.close();
+  await writeNewFile(temp, data, own);
   crashPoint(`before rename ${inTree}`);
   await rename(temp, target);
   await fsyncDir(dir);

@@ -6,7 +6,7 @@ import { parseAccountFile, passwdEntries } from '../parsers/accounts.js';
 import { ParseError } from '../parsers/errors.js';
 import { crashPoint } from './crash.js';
 import { ImprintError } from './errors.js';
-import { readTreeText } from './files.js';
+import { readTreeText, writeNewFile } from './files.js';
 import type { RootTree } from './root.js';
 
 // Files in a user's home (~/.ssh/authorized_keys), written the way OpenSSH's StrictModes wants
@@ -360,18 +360,7 @@ export async function writeHomeFile(root: RootTree, user: HomeUser, rel: string,
     }
     const tempName = `.imprint-${randomBytes(6).toString('hex')}.tmp`;
     const temp = chain.at(dir, tempName);
-    const handle = await open(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    try {
-      await handle.writeFile(data);
-      await handle.chown(user.uid, user.gid);
-      await handle.chmod(0o600);
-      await handle.sync();
-    } catch (err) {
-      await handle.close();
-      await unlink(temp).catch(() => undefined);
-      throw err;
-    }
-    await handle.close();
+    await writeNewFile(temp, data, { mode: 0o600, uid: user.uid, gid: user.gid });
     try {
       await chain.verify();
     } catch (err) {
