@@ -154,6 +154,29 @@ describe('e2e: imprint on a booted Debian 12 (systemd-nspawn)', function () {
       assert.ok(fpLine >= 0 && listening >= 0 && fpLine < listening, `journal order (host keys, then sshd listening):\n${journal.slice(-3000)}`);
     });
 
+    it('imprint audit on the live instance: sshd keys-only, and the listening sshd port with its program', async () => {
+      // audit exits 1 when it finds something at or above high; the JSON report is what is checked.
+      const text = await bed.sshOk(keyA.private, USER, 'sudo -n imprint audit --json; true');
+      interface AuditFinding { severity: string; message: string; facts?: Record<string, unknown> }
+      interface AuditCheck { id: string; status: string; findings: AuditFinding[]; detail: string }
+      const report = JSON.parse(text) as { live: boolean; checks: AuditCheck[] };
+      assert.equal(report.live, true);
+      const check = (id: string): AuditCheck => {
+        const found = report.checks.find((x) => x.id === id);
+        assert.ok(found, `no ${id} check in ${report.checks.map((x) => x.id).join(', ')}`);
+        return found;
+      };
+      const auth = check('sshd.authentication');
+      assert.ok(auth.findings.some((f) => f.facts?.keysOnly === true), JSON.stringify(auth));
+      for (const id of ['sshd.password-authentication', 'sshd.kbd-interactive-authentication', 'sshd.permit-empty-passwords']) {
+        assert.equal(check(id).findings.length, 0, `${id}: ${JSON.stringify(check(id).findings)}`);
+      }
+      const listening = check('services.listening').findings;
+      const sshd = listening.filter((f) => f.facts?.port === 22 && String(f.facts?.program ?? '').endsWith('/sshd'));
+      assert.ok(sshd.length > 0, `sshd's port 22 not listed with its program: ${JSON.stringify(listening)}`);
+      log(`audit: ${report.checks.length} checks; listening: ${listening.map((f) => f.message).join(' | ')}`);
+    });
+
     it('reboot with the same instance-id: nothing regenerated', async () => {
       authorizedBefore = await bed.sshOk(keyA.private, USER, 'cat ~/.ssh/authorized_keys');
       const before = bootsOnConsole(c.console());
