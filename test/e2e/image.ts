@@ -239,3 +239,25 @@ export async function installGuides(ws: Workspace, dir: string, tarball: string)
   await mkdir(wants, { recursive: true });
   await symlink('/etc/systemd/system/guides-firstboot.service', join(wants, 'guides-firstboot.service'));
 }
+
+/**
+ * Lynis (arch all, Depends: e2fsprogs, already in the image) for the issue 5 comparison: the
+ * .deb is fetched once on the host with `apt-get download lynis` into the cache dir, then
+ * dpkg -i'd in a chroot of the tree (the containers have no internet).
+ */
+export async function installLynis(dir: string): Promise<string> {
+  const cache = join(process.env.IMPRINT_ROOTFS_CACHE ?? '/var/cache/imprint-test', 'e2e-lynis-debs');
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8' };
+  const find = async (): Promise<string | undefined> => (existsSync(cache) ? (await readdir(cache)).find((f) => /^lynis_.*_all\.deb$/.test(f)) : undefined);
+  let deb = await find();
+  if (!deb) {
+    await mkdir(cache, { recursive: true });
+    await mustRun('sh', ['-c', 'cd "$1" && apt-get -qq download lynis', 'sh', cache], { timeoutMs: 300_000 });
+    deb = await find();
+    if (!deb) throw new Error(`apt-get download lynis left no lynis_*_all.deb in ${cache}`);
+  }
+  await copyFile(join(cache, deb), join(dir, 'tmp', deb));
+  await mustRun('chroot', [dir, 'dpkg', '-i', `/tmp/${deb}`], { timeoutMs: 120_000, env });
+  await rm(join(dir, 'tmp', deb), { force: true });
+  return `lynis: dpkg -i ${deb} (from ${cache})`;
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { debianRootfsTarball } from '../support/debian-rootfs.js';
 import { Container, Emulator, Testbed, type EmulatorOptions } from './harness.js';
 import {
-  Workspace, bakeAuthorizedKey, copyTree, findAgent, hostKeyFingerprints, installAgent, installGuides, unpack, writeImprintConfig,
+  Workspace, bakeAuthorizedKey, copyTree, findAgent, hostKeyFingerprints, installAgent, installGuides, installLynis, unpack, writeImprintConfig,
   type AgentBuild,
 } from './image.js';
 import { alive, installEmergencyCleanup, mustRun, run } from './proc.js';
@@ -82,6 +82,7 @@ export class Suite {
     if (variant === 'imprint') {
       notes.push(...(await installAgent(dir, this.agent)));
       await writeImprintConfig(dir, IMPRINT_CONFIG);
+      notes.push(await installLynis(dir)); // issue 5: lynis.test.ts compares its findings with imprint audit
     } else if (variant === 'floor') {
       if (!floorKey) throw new Error('the floor image needs its pre-baked key');
       await bakeAuthorizedKey(dir, floorKey.public);
