@@ -9,9 +9,9 @@ const here = (p) => new URL(p, import.meta.url).pathname;
 const pkg = JSON.parse(await readFile(here('../package.json'), 'utf8'));
 const VENDORED = ['undici', 'pkijs', 'asn1js'];
 
-/** Resolves `import ... from 'undici'` to a stub that requires the vendor bundle beside us. */
-const vendorStubs = {
-  name: 'vendor-stubs',
+/** Resolves `import ... from 'undici'` to a loader that requires the vendor bundle beside us. */
+const vendorLoader = {
+  name: 'vendor-loader',
   setup(b) {
     b.onResolve({ filter: new RegExp(`^(${VENDORED.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendor' }));
     b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => ({
@@ -35,7 +35,7 @@ export function agentBuildOptions({ single = false, outfile = here('../dist/impr
     outfile,
     ...(single ? {} : { banner: { js: '#!/usr/bin/env node' } }),
     define: { IMPRINT_VERSION: JSON.stringify(pkg.version) },
-    plugins: single ? [] : [vendorStubs],
+    plugins: single ? [] : [vendorLoader],
   };
 }
 
