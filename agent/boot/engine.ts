@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { delay } from '../metadata/deadline.js';
 import type { Console } from '../os/console.js';
 import { errorMessage } from '../os/errors.js';
 import { cloudInitState, kernelCommandLine } from '../os/boot-environment.js';
@@ -151,7 +152,7 @@ async function confirmInstance(run: Run): Promise<void> {
   if (opts.dryRun || run.state.instanceId === null || networkTasksWanted(opts).length === 0) return;
   run.early = startResolution(opts);
   const budget = Math.min(CONFIRM_BUDGET_MS, opts.config.metadata.deadlineMs);
-  const answer = await Promise.race([run.early.then((r) => r.metadata?.instanceId ?? null, () => null), delay(budget).then(() => undefined)]);
+  const answer = await Promise.race([run.early.then((r) => r.metadata?.instanceId ?? null, () => null), delay(budget, { unref: true }).then(() => undefined)]);
   if (answer === undefined) {
     opts.out.warn('instance', `the metadata service has not confirmed the instance within ${budget / 1000} s; going on as ${run.state.instanceId}`);
   } else if (answer !== null && answer !== run.state.instanceId) {
@@ -162,10 +163,6 @@ async function confirmInstance(run: Run): Promise<void> {
 }
 
 const CONFIRM_BUDGET_MS = 5_000;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
 
 async function networkPhase(run: Run): Promise<void> {
   const { opts, ctx, report } = run;

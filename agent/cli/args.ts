@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { flagError } from './flag-error.js';
 import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 
@@ -39,11 +40,7 @@ export function parseCli(argv: string[]): CliArgs {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    const unknown = /Unknown option '(--?[^']+)'/.exec((err as Error).message)?.[1];
-    const hint = unknown ? didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace('"', '"--') : '';
-    // Node appends advice about "--" for positionals; the first sentence is the one that matters.
-    const first = (err as Error).message.replace(/\. To specify a positional argument[^]*$/, '').replace(/\.$/, '');
-    throw new ImprintError(`${first}${hint}`, 'usage');
+    throw new ImprintError(flagError(err, Object.keys(OPTIONS)), 'usage');
   }
   const { values, positionals } = parsed;
   let command: Command = values.help ? 'help' : values.version ? 'version' : 'help';

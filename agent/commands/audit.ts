@@ -1,6 +1,7 @@
 import { writeFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { flagError } from '../cli/flag-error.js';
 import { didYouMean } from '../config.js';
 import { renderJson, renderJunit, renderTable } from '../audit/render.js';
 import { CHECKS } from '../audit/registry.js';
@@ -76,10 +77,7 @@ function parseFlags(argv: string[]): AuditFlags {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    const unknown = /Unknown option '(--?[^']+)'/.exec(errorMessage(err))?.[1];
-    const hint = unknown ? didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace('"', '"--') : '';
-    const first = errorMessage(err).replace(/\. To specify a positional argument[^]*$/, '').replace(/\.$/, '');
-    throw new UsageError(`audit: ${first}${hint}`);
+    throw new UsageError(`audit: ${flagError(err, Object.keys(OPTIONS))}`);
   }
   const v = parsed.values;
   if (parsed.positionals.length > 0) throw new UsageError(`audit: unexpected argument "${parsed.positionals[0]}"`);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, didYouMean } from '../config.js';
+import { flagError } from '../cli/flag-error.js';
+import { ConfigError } from '../config.js';
 import { parseEmulatorFile, type EmulatorFile } from '../metadata/emulator/config-file.js';
 import { behaviour, scenarioHelp } from '../metadata/emulator/scenarios.js';
 import { parseScenario, ScenarioError, scenarioLabel, startEmulator, type EmulatorOptions, type Scenario } from '../metadata/emulator.js';
@@ -100,10 +101,7 @@ function parseFlags(argv: string[]) {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    const unknown = /Unknown option '(--?[^']+)'/.exec(errorMessage(err))?.[1];
-    const hint = unknown ? didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace('"', '"--') : '';
-    const first = errorMessage(err).replace(/\. To specify a positional argument[^]*$/, '').replace(/\.$/, '');
-    throw new UsageError(`emulate: ${first}${hint}`);
+    throw new UsageError(`emulate: ${flagError(err, Object.keys(OPTIONS))}`);
   }
   if (parsed.positionals.length > 0) throw new UsageError(`emulate: unexpected argument "${parsed.positionals[0]}"`);
   return parsed.values;

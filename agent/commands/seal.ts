@@ -1,8 +1,8 @@
 import { realpath, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { didYouMean } from '../config.js';
-import { ImprintError, errorMessage } from '../os/errors.js';
+import { flagError } from '../cli/flag-error.js';
+import { ImprintError } from '../os/errors.js';
 import { RootTree } from '../os/root.js';
 import { executeSeal, type SealResult } from '../seal/execute.js';
 import { planSealDetailed } from '../seal/plan.js';
@@ -137,10 +137,7 @@ function parseFlags(argv: string[]): SealArgs | 'help' {
   try {
     parsed = parseArgs({ args: joinOperations(argv), options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    const unknown = /Unknown option '(--?[^']+)'/.exec(errorMessage(err))?.[1];
-    const hint = unknown ? didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace('"', '"--') : '';
-    const first = errorMessage(err).replace(/\. To specify a positional argument[^]*$/, '').replace(/\.$/, '');
-    throw new UsageError(`seal: ${first}${hint}`);
+    throw new UsageError(`seal: ${flagError(err, Object.keys(OPTIONS))}`);
   }
   const v = parsed.values;
   if (v.help) return 'help';

@@ -23,6 +23,10 @@ export class Deadline {
   }
 }
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after ms; with unref, the timer alone does not keep the process alive (a race's loser). */
+export function delay(ms: number, opts: { unref?: boolean } = {}): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (opts.unref) timer.unref();
+  });
 }
