@@ -5,12 +5,22 @@ import { Deadline, delay } from './deadline.js';
 import { INSTANCE_ID, type IdentityDocument, type InstanceMetadata, type LaunchKey } from './types.js';
 
 // The EC2 instance metadata API, as AWS, 3DS Outscale, OpenStack and Eucalyptus serve it.
-// IMDSv2 first: a session token from PUT /latest/api/token, reused, renewed on 401. IMDSv1
-// only when the service plainly has no v2 (404/405 on the PUT, or a PUT it ignores), never
-// after a 401/403, and never with `imdsv1: never`. 403 means the operator turned metadata off.
+// IMDSv2 first: a session token from PUT /latest/api/token, reused, renewed on 401. A
+// token-shaped 200 answer is a token, whether or not the service echoes the TTL header (some
+// IMDSv2 services do not). IMDSv1 only when the service plainly has no v2 (404/405 on the PUT,
+// or a PUT it ignores: a 200 whose body is a page, a listing or nothing, with no TTL header),
+// never after a 401/403 or a malformed token, and never with `imdsv1: never`. 403 means the
+// operator turned metadata off.
 
 const TOKEN_TTL_SECONDS = '21600';
 const TOKEN_SHAPE = /^[A-Za-z0-9+/=_.-]{1,1024}$/;
+
+/** At most this many launch keys are read; a listing beyond it is cut and the cut is reported. */
+export const MAX_LAUNCH_KEYS = 100;
+/** Key requests in flight at once: a few connections, whatever the listing holds. */
+export const KEY_CONCURRENCY = 4;
+/** Malformed listing lines reported one by one; the rest are counted in one line. */
+const MAX_REJECTED_LINES = 10;
 
 export class MetadataDisabledError extends ImprintError {}
 
@@ -32,7 +42,7 @@ export class Ec2MetadataClient {
   private timeoutMs: number;
 
   constructor(private readonly config: MetadataConfig, private readonly deadline: Deadline, private readonly hooks: Ec2Hooks = {}) {
-    this.http = new HttpClient({ maxBodyBytes: config.maxBodyBytes });
+    this.http = new HttpClient({ maxBodyBytes: config.maxBodyBytes, maxConnections: KEY_CONCURRENCY });
     this.timeoutMs = config.requestTimeoutMs;
   }
 
@@ -44,17 +54,21 @@ export class Ec2MetadataClient {
     await this.http.close();
   }
 
-  /** Sends one request, retrying transient failures and 5xx answers until the deadline. */
-  private async attempt(method: 'GET' | 'PUT', path: string, headers: Record<string, string>): Promise<HttpResponse> {
+  /**
+   * Sends one request, retrying transient failures and 5xx answers until the deadline (the
+   * phase's, or a key's share of it).
+   */
+  private async attempt(method: 'GET' | 'PUT', path: string, headers: Record<string, string>, deadline: Deadline = this.deadline): Promise<HttpResponse> {
     let lastProblem = 'no attempt made';
     for (let attempt = 0; ; attempt += 1) {
-      if (this.deadline.expired) {
-        const seconds = this.deadline.totalMs / 1000;
-        throw new ImprintError(`metadata service at ${this.config.url} gave no usable answer within ${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s (last: ${lastProblem})`);
+      if (deadline.expired) {
+        const seconds = deadline.totalMs / 1000;
+        const message = `metadata service at ${this.config.url} gave no usable answer within ${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s (last: ${lastProblem})`;
+        throw deadline === this.deadline ? new ImprintError(message) : new ShareExpiredError(message);
       }
       const started = performance.now();
       try {
-        const res = await this.http.send(method, `${this.config.url}${path}`, headers, Math.min(this.timeoutMs, this.deadline.remaining()));
+        const res = await this.http.send(method, `${this.config.url}${path}`, headers, Math.min(this.timeoutMs, deadline.remaining()));
         this.hooks.log?.(`${method} ${path} ${res.status} ${Math.round(performance.now() - started)} ms`);
         if (res.status < 500) return res;
         lastProblem = `${method} ${path}: HTTP ${res.status}`;
@@ -64,7 +78,7 @@ export class Ec2MetadataClient {
         if (/no answer within/.test(err.message)) this.timeoutMs = Math.min(this.timeoutMs * 2, 60_000);
         this.hooks.log?.(`${method} ${path} failed: ${err.message}`);
       }
-      const wait = this.deadline.backoffMs(attempt);
+      const wait = deadline.backoffMs(attempt);
       this.hooks.waiting?.(`waiting for the metadata service (${lastProblem})`, this.deadline);
       await delay(wait);
     }
@@ -74,8 +88,13 @@ export class Ec2MetadataClient {
     const res = await this.attempt('PUT', '/latest/api/token', { 'X-aws-ec2-metadata-token-ttl-seconds': TOKEN_TTL_SECONDS });
     if (res.status === 200) {
       const token = res.body.trim();
-      // A service that ignores PUT answers it like a GET: whatever it sends is not a token.
-      if (TOKEN_SHAPE.test(token) && res.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined) return { kind: 'v2', token };
+      if (TOKEN_SHAPE.test(token)) return { kind: 'v2', token };
+      // A TTL header says the service speaks IMDSv2: a broken token is its fault, and no
+      // reason to read the instance without one.
+      if (res.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined) {
+        throw new ImprintError('the token PUT answered 200 with a TTL header but a body that is not a token; not falling back to IMDSv1');
+      }
+      // A service that ignores PUT answers it like a GET: a page, a listing or nothing.
       return this.fallBack('the service ignores the token PUT');
     }
     if (res.status === 404 || res.status === 405) return this.fallBack(`the token PUT answered ${res.status}`);
@@ -104,12 +123,12 @@ export class Ec2MetadataClient {
   }
 
   /** GETs a path; null when the service answers 404 (the thing does not exist). */
-  async get(path: string): Promise<string | null> {
+  async get(path: string, deadline: Deadline = this.deadline): Promise<string | null> {
     for (let renewals = 0; renewals < 2; renewals += 1) {
       const starting = this.currentSession();
       const session = await starting;
       const headers: Record<string, string> = session.kind === 'v2' ? { 'X-aws-ec2-metadata-token': session.token } : {};
-      const res = await this.attempt('GET', path, headers);
+      const res = await this.attempt('GET', path, headers, deadline);
       if (res.status === 200) return res.body;
       if (res.status === 404) return null;
       if (res.status === 403) throw new MetadataDisabledError(`${path}: the metadata service answered 403: it is disabled for this instance`);
@@ -124,15 +143,46 @@ export class Ec2MetadataClient {
     throw new ImprintError(`${path}: 401 again with a fresh token`);
   }
 
-  /** Like get(), but a body we will not use is one rejected value, not a failed phase. */
-  private async getValue(path: string, rejected: string[]): Promise<string | null | undefined> {
+  /**
+   * Like get(), but a body we will not use, or no answer within the value's share of the
+   * deadline, is one rejected value, not a failed phase.
+   */
+  private async getValue(path: string, rejected: string[], deadline: Deadline = this.deadline): Promise<string | null | undefined> {
     try {
-      return await this.get(path);
+      return await this.get(path, deadline);
     } catch (err) {
-      if (!(err instanceof BodyError)) throw err;
-      rejected.push(err.message);
+      if (!(err instanceof BodyError) && !(err instanceof ShareExpiredError)) throw err;
+      rejected.push(err instanceof ShareExpiredError ? `${path}: ${err.message}` : err.message);
       return undefined;
     }
+  }
+
+  /**
+   * Reads the listed keys with a few requests in flight, each key given its share of what is
+   * left of the deadline (so one slow key cannot starve the others), keeping every key that
+   * arrived.
+   */
+  private async readKeys(entries: readonly { index: string; name: string }[], rejected: string[]): Promise<LaunchKey[]> {
+    const texts = new Array<string | null | undefined>(entries.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < entries.length) {
+        const i = next;
+        next += 1;
+        const entry = entries[i] as { index: string; name: string };
+        const left = entries.length - i;
+        const share = this.deadline.remaining() * Math.min(1, KEY_CONCURRENCY / left);
+        texts[i] = await this.getValue(`/latest/meta-data/public-keys/${entry.index}/openssh-key`, rejected, new Deadline(share));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(KEY_CONCURRENCY, entries.length) }, worker));
+    const keys: LaunchKey[] = [];
+    entries.forEach((e, i) => {
+      const text = texts[i];
+      if (text === null) rejected.push(`public-keys/${e.index}: no openssh-key`);
+      else if (text !== undefined) keys.push({ origin: `public-keys/${e.index}`, name: e.name, text });
+    });
+    return keys;
   }
 
   /** Everything the network phase needs, each value checked on its own. */
@@ -149,19 +199,8 @@ export class Ec2MetadataClient {
     const id = idText?.trim() ?? '';
     if (!INSTANCE_ID.test(id)) throw new ImprintError(`instance-id ${JSON.stringify(id.slice(0, 80))} is not a valid instance id`);
 
-    const entries: { index: string; name: string }[] = [];
-    for (const line of (listing ?? '').split('\n').map((l) => l.trim()).filter(Boolean)) {
-      const m = /^(\d{1,4})=([^\0-\x1f\x7f]{0,255})$/.exec(line);
-      if (m) entries.push({ index: m[1] as string, name: m[2] as string });
-      else rejected.push(`public-keys/: line ${JSON.stringify(line.slice(0, 60))} is not "N=name"`);
-    }
-    const texts = await Promise.all(entries.map((e) => this.getValue(`/latest/meta-data/public-keys/${e.index}/openssh-key`, rejected)));
-    const keys: LaunchKey[] = [];
-    entries.forEach((e, i) => {
-      const text = texts[i];
-      if (text === null) rejected.push(`public-keys/${e.index}: no openssh-key`);
-      else if (text !== undefined) keys.push({ origin: `public-keys/${e.index}`, name: e.name, text });
-    });
+    const entries = parseKeyListing(listing ?? '', rejected);
+    const keys = await this.readKeys(entries, rejected);
 
     let productCodes: string[] | null = null;
     if (codesText !== null && codesText !== undefined) {
@@ -179,4 +218,43 @@ export class Ec2MetadataClient {
     };
     return { source: 'ec2', instanceId: id, keys, productCodes, identityDocument, rejected };
   }
+}
+
+/** The time a single value was given ran out; the phase itself may go on. */
+class ShareExpiredError extends ImprintError {}
+
+/**
+ * The public-keys/ listing ("N=name" lines): each index once (the first name wins), at most
+ * MAX_LAUNCH_KEYS of them; what is cut or malformed is said in `rejected`, in a bounded
+ * number of lines.
+ */
+export function parseKeyListing(listing: string, rejected: string[]): { index: string; name: string }[] {
+  const entries: { index: string; name: string }[] = [];
+  const seen = new Set<string>();
+  let malformed = 0;
+  let repeated = 0;
+  let beyondCap = 0;
+  for (const line of listing.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const m = /^(\d{1,4})=([^\0-\x1f\x7f]{0,255})$/.exec(line);
+    if (!m) {
+      malformed += 1;
+      if (malformed <= MAX_REJECTED_LINES) rejected.push(`public-keys/: line ${JSON.stringify(line.slice(0, 60))} is not "N=name"`);
+      continue;
+    }
+    const index = m[1] as string;
+    if (seen.has(index)) {
+      repeated += 1;
+      continue;
+    }
+    seen.add(index);
+    if (entries.length >= MAX_LAUNCH_KEYS) {
+      beyondCap += 1;
+      continue;
+    }
+    entries.push({ index, name: m[2] as string });
+  }
+  if (malformed > MAX_REJECTED_LINES) rejected.push(`public-keys/: ${malformed - MAX_REJECTED_LINES} more lines are not "N=name"`);
+  if (repeated > 0) rejected.push(`public-keys/: ${repeated} repeated ${repeated === 1 ? 'index' : 'indexes'} read once`);
+  if (beyondCap > 0) rejected.push(`public-keys/: capped: ${seen.size} keys listed, only the first ${MAX_LAUNCH_KEYS} read`);
+  return entries;
 }

@@ -62,9 +62,12 @@ export interface RunningEmulator {
   instanceId: string;
   /** The identity document exactly as served. */
   document: string;
+  /** TCP connections accepted so far, and the most requests that were ever open at once. */
+  stats(): { connections: number; peakInFlight: number };
 }
 
 const MAX_LOG_ENTRIES = 10_000;
+const SLOW_KEY_PATH = '/latest/meta-data/public-keys/0/openssh-key';
 
 const hex = (digits: number): string => randomBytes(Math.ceil(digits / 2)).toString('hex').slice(0, digits);
 
@@ -76,6 +79,8 @@ function servedKeys(keys: readonly (string | EmulatorKey)[], b: Behaviour): Serv
     out.push({ name: `${first.name}-duplicate`, key: first.key });
   }
   if (b.invalidKeys) out.push(...invalidKeys());
+  if (b.repeatedIndex !== null && out.length === 0) out.push({ name: 'emulator-key', key: ed25519Line('emulator-key') });
+  for (let i = 0; i < b.extraKeys; i += 1) out.push({ name: `key-gen-${i}`, key: ed25519Line(`key-gen-${i}`) });
   return out;
 }
 
@@ -126,14 +131,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const document = identityDocument(identity, instanceId);
   const signature = options.signing ? await signDocument(document, options.signing) : null;
   const oversized = b.oversizedBytes === null ? undefined : Buffer.from(`i-${'0123456789abcdef'.repeat(Math.ceil(b.oversizedBytes / 16))}`.slice(0, b.oversizedBytes));
+  const keys = servedKeys(options.keys ?? [], b);
   const tree = new MetadataTree({
-    instanceId, keys: servedKeys(options.keys ?? [], b), productCodes, identity, document, signature,
+    instanceId, keys, productCodes, identity, document, signature,
     ...(oversized ? { instanceIdBody: oversized } : {}),
+    ...(b.repeatedIndex !== null ? { keyListing: Array.from({ length: b.repeatedIndex }, () => `0=${keys[0]?.name ?? ''}`).join('\n') } : {}),
   });
   const responder = new Responder(tree, b, now);
   const requests: RequestLog[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let seq = 0;
+  let connections = 0;
+  let inFlight = 0;
+  let peakInFlight = 0;
 
   const record = (entry: RequestLog): void => {
     requests.push(entry);
@@ -145,6 +155,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     const started = performance.now();
     seq += 1;
     const thisSeq = seq;
+    inFlight += 1;
+    peakInFlight = Math.max(peakInFlight, inFlight);
+    res.once('close', () => { inFlight -= 1; });
     // Bodies are never read; draining them keeps the connection usable.
     req.resume();
     const method = req.method ?? 'GET';
@@ -167,24 +180,28 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       const scenario = answer.scenario ?? (b.delayMs > 0 ? 'slow' : null);
       record(entry(answer.status, method === 'HEAD' ? 0 : answer.body.length, scenario));
     };
-    if (b.delayMs === 0) {
+    const slowKey = b.slowKeyMs > 0 && path === SLOW_KEY_PATH;
+    const delayMs = b.delayMs + (slowKey ? b.slowKeyMs : 0);
+    if (slowKey) answer.scenario ??= 'slow-key';
+    if (delayMs === 0) {
       send();
       return;
     }
     const timer = setTimeout(() => {
       timers.delete(timer);
       send();
-    }, b.delayMs);
+    }, delayMs);
     timers.add(timer);
     // A client that gives up during the delay must not leave a timer behind.
     res.once('close', () => {
       if (!timers.delete(timer)) return;
       clearTimeout(timer);
-      record(entry('aborted', 0, 'slow'));
+      record(entry('aborted', 0, slowKey ? 'slow-key' : 'slow'));
     });
   };
 
   const server = createServer(handle);
+  server.on('connection', () => { connections += 1; });
   const address = await listen(server, options.listen?.host ?? '127.0.0.1', options.listen?.port ?? 0);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | null = null;
@@ -193,6 +210,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     requests,
     instanceId,
     document,
+    stats: () => ({ connections, peakInFlight }),
     close() {
       closing ??= new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);

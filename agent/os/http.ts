@@ -7,6 +7,8 @@ import { ImprintError } from './errors.js';
 
 export interface HttpOptions {
   maxBodyBytes: number;
+  /** Sockets to one origin at most; further requests wait for one to be free. */
+  maxConnections: number;
 }
 
 export interface HttpResponse {
@@ -44,7 +46,7 @@ export class HttpClient {
   private readonly agent: Agent;
 
   constructor(private readonly opts: HttpOptions) {
-    this.agent = new Agent({ connect: { timeout: 2_000 }, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
+    this.agent = new Agent({ connect: { timeout: 2_000 }, connections: opts.maxConnections, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
   }
 
   async send(method: 'GET' | 'PUT', url: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpResponse> {

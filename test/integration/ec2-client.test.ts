@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { defaultConfig, type MetadataConfig } from '../../agent/config.js';
 import { Deadline } from '../../agent/metadata/deadline.js';
-import { Ec2MetadataClient, MetadataDisabledError } from '../../agent/metadata/ec2.js';
+import { Ec2MetadataClient, KEY_CONCURRENCY, MAX_LAUNCH_KEYS, MetadataDisabledError } from '../../agent/metadata/ec2.js';
 import { parseScenario, startEmulator, type RunningEmulator } from '../../agent/metadata/emulator.js';
 
 // The EC2 metadata client against `imprint emulate` on 127.0.0.1, one fault scenario at a time.
@@ -69,6 +69,30 @@ describe('EC2 metadata client against imprint emulate', () => {
     });
   }
 
+  it('takes a token-shaped answer as a token when the service does not echo the TTL header (token-no-ttl + imdsv2-only)', async () => {
+    const emu = await start(['imdsv2-only', 'token-no-ttl']);
+    const md = await connect(emu.url).read();
+    assert.equal(md.instanceId, 'i-0123456789abcdef0');
+    assert.equal(md.keys.length, 2);
+    assert.equal(client?.protocol, 'IMDSv2');
+    assert.ok(emu.requests.filter((r) => r.method === 'GET').every((r) => r.token && r.status !== 401), 'every GET carried the token and none was refused');
+  });
+
+  it('stays on IMDSv2 with a service that allows both and does not echo the TTL header (token-no-ttl)', async () => {
+    const emu = await start(['token-no-ttl']);
+    await connect(emu.url).read();
+    assert.equal(client?.protocol, 'IMDSv2');
+    assert.ok(emu.requests.filter((r) => r.method === 'GET').every((r) => r.token), 'no GET went without the token');
+  });
+
+  for (const scenarios of [['malformed-token'], ['malformed-token', 'imdsv2-only']]) {
+    it(`does not downgrade to IMDSv1 on a malformed token that came with a TTL header (${scenarios.join(' + ')})`, async () => {
+      const emu = await start(scenarios);
+      await assert.rejects(connect(emu.url).read(), /a body that is not a token; not falling back to IMDSv1/);
+      assert.equal(emu.requests.filter((r) => r.method === 'GET').length, 0, 'nothing was read without a token');
+    });
+  }
+
   it('works with a v2-only service (GET without a token is 401 there)', async () => {
     const emu = await start(['imdsv2-only']);
     assert.equal((await connect(emu.url).read()).instanceId, 'i-0123456789abcdef0');
@@ -130,6 +154,41 @@ describe('EC2 metadata client against imprint emulate', () => {
     // The 100 KB key is one rejected value; the rest of the metadata is still used.
     assert.ok(md.rejected.some((r) => /openssh-key: response larger than 65536 bytes/.test(r)), md.rejected.join('; '));
     assert.ok(md.keys.some((k) => k.text.trim() === KEY));
+  });
+
+  const keyGets = (emu: RunningEmulator): string[] => emu.requests.filter((r) => /^\/latest\/meta-data\/public-keys\/\d+\/openssh-key$/.test(r.path)).map((r) => r.path);
+
+  it('reads a huge key listing with a few connections, caps it and says so (many-keys=3000)', async () => {
+    const emu = await start(['many-keys=3000']);
+    const md = await connect(emu.url, { deadlineMs: 20_000 }).read();
+    assert.equal(md.keys.length, MAX_LAUNCH_KEYS);
+    assert.deepEqual(md.keys.slice(0, 2).map((k) => k.name), ['launch', 'second']);
+    assert.ok(md.rejected.some((r) => r === `public-keys/: capped: 3002 keys listed, only the first ${MAX_LAUNCH_KEYS} read`), md.rejected.join('; '));
+    const gets = keyGets(emu);
+    assert.equal(gets.length, MAX_LAUNCH_KEYS, 'one request per key kept, none for the keys beyond the cap');
+    assert.equal(new Set(gets).size, gets.length);
+    const { connections, peakInFlight } = emu.stats();
+    assert.ok(peakInFlight <= KEY_CONCURRENCY, `${peakInFlight} requests were open at once`);
+    assert.ok(connections <= KEY_CONCURRENCY, `${connections} connections were opened`);
+  });
+
+  it('asks once for an index the listing repeats thousands of times (repeated-index=5000)', async () => {
+    const emu = await start(['repeated-index=5000']);
+    const md = await connect(emu.url).read();
+    assert.deepEqual(md.keys.map((k) => k.origin), ['public-keys/0']);
+    assert.equal(md.keys[0]?.text.trim(), KEY);
+    assert.deepEqual(keyGets(emu), ['/latest/meta-data/public-keys/0/openssh-key']);
+    assert.ok(md.rejected.some((r) => /4999 repeated indexes read once/.test(r)), md.rejected.join('; '));
+    assert.ok(emu.stats().connections <= KEY_CONCURRENCY);
+  });
+
+  it('keeps the keys that arrived when one key never answers (slow-key)', async () => {
+    const emu = await start(['slow-key=600000']);
+    const md = await connect(emu.url, { deadlineMs: 2_000, requestTimeoutMs: 300 }).read();
+    assert.equal(md.instanceId, 'i-0123456789abcdef0');
+    assert.deepEqual(md.keys.map((k) => k.name), ['second']);
+    assert.ok(md.rejected.some((r) => /^\/latest\/meta-data\/public-keys\/0\/openssh-key: .*gave no usable answer/.test(r)), md.rejected.join('; '));
+    assert.ok(emu.requests.some((r) => r.path === '/latest/meta-data/public-keys/0/openssh-key' && r.status === 'aborted'), 'the slow key was asked for and given up on');
   });
 
   it('retries a refused connection until the deadline, then fails clearly', async () => {

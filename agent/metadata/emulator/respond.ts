@@ -92,7 +92,9 @@ export class Responder {
     if (a.forwardedFor) return fail(403);
     const ttl = TokenStore.ttl(a.ttl);
     if (ttl === null) return fail(400);
-    return ok(Buffer.from(this.tokens.issue(ttl)), { [TTL_HEADER]: String(ttl) });
+    const token = this.tokens.issue(ttl);
+    if (this.b.malformedToken) return ok(Buffer.from(`{"Token": "${token}"}\n`), { [TTL_HEADER]: String(ttl) }, 'malformed-token');
+    return ok(Buffer.from(token), this.b.ttlHeader ? { [TTL_HEADER]: String(ttl) } : {}, this.b.ttlHeader ? null : 'token-no-ttl');
   }
 
   private read(a: Asked): Answer {
@@ -103,7 +105,7 @@ export class Responder {
       // Node joins a repeated header into one string, which no token matches.
       const check = this.tokens.use(Array.isArray(a.token) ? a.token.join(',') : a.token);
       if (!check.ok) return fail(401, check.why === 'used-up' ? 'token-expiry' : null);
-      headers[TTL_HEADER] = String(check.remainingSeconds);
+      if (this.b.ttlHeader) headers[TTL_HEADER] = String(check.remainingSeconds);
     } else if (this.b.tokenMode === 'v2-only') {
       return fail(401, 'imdsv2-only');
     } else if (a.token !== undefined) {

@@ -16,7 +16,12 @@ export type Scenario =
   | { name: 'oversized'; bytes: number }
   | { name: 'invalid-keys' }
   | { name: 'duplicate-keys' }
-  | { name: 'unreachable-after'; requests: number };
+  | { name: 'unreachable-after'; requests: number }
+  | { name: 'token-no-ttl' }
+  | { name: 'malformed-token' }
+  | { name: 'many-keys'; count: number }
+  | { name: 'repeated-index'; count: number }
+  | { name: 'slow-key'; ms: number };
 
 export type ScenarioName = Scenario['name'];
 
@@ -38,6 +43,16 @@ export interface Behaviour {
   duplicateKeys: boolean;
   /** Requests after the Nth get their connection closed without an answer. */
   closeAfter: number | null;
+  /** Whether token answers carry the TTL header (some IMDSv2 services leave it out). */
+  ttlHeader: boolean;
+  /** The token PUT answers 200 with a TTL header and a body that is not a token. */
+  malformedToken: boolean;
+  /** Extra generated keys served after the configured ones. */
+  extraKeys: number;
+  /** The public-keys/ listing names index 0 this many times. */
+  repeatedIndex: number | null;
+  /** Extra delay of the first key's openssh-key answer. */
+  slowKeyMs: number;
 }
 
 interface Row {
@@ -47,7 +62,7 @@ interface Row {
   /** An optional word argument instead of a number. */
   word?: { label: string; choices: readonly string[]; build(w: string | undefined): Scenario };
   /** Scenarios of one group exclude each other. */
-  group?: 'token';
+  group?: 'token' | 'token-answer';
   apply(b: Behaviour, s: Scenario): void;
 }
 
@@ -119,6 +134,36 @@ export const SCENARIOS: Record<ScenarioName, Row> = {
     arg: { label: 'N', min: 0, max: 1_000_000, build: (requests) => ({ name: 'unreachable-after', requests }) },
     apply: (b, s) => { if (s.name === 'unreachable-after') b.closeAfter = s.requests; },
   },
+  'token-no-ttl': {
+    help: 'an IMDSv2 service that does not echo the TTL header on the token answer (nor on ' +
+      'GETs); combine with imdsv2-only for a service that also requires the token',
+    group: 'token-answer',
+    apply: (b) => { b.ttlHeader = false; },
+  },
+  'malformed-token': {
+    help: 'the token PUT answers 200 with a TTL header but a body that is not a token (JSON ' +
+      'around it); GETs without a token still work unless imdsv2-only is given',
+    group: 'token-answer',
+    apply: (b) => { b.malformedToken = true; },
+  },
+  'many-keys': {
+    help: 'N more generated ed25519 keys (key-gen-I) after the configured ones, in the ' +
+      'public-keys/ listing',
+    arg: { label: 'N', min: 1, max: 100_000, build: (count) => ({ name: 'many-keys', count }) },
+    apply: (b, s) => { if (s.name === 'many-keys') b.extraKeys = s.count; },
+  },
+  'repeated-index': {
+    help: 'the public-keys/ listing names index 0 N times (the first key; one is served if ' +
+      'none is configured)',
+    arg: { label: 'N', min: 1, max: 100_000, build: (count) => ({ name: 'repeated-index', count }) },
+    apply: (b, s) => { if (s.name === 'repeated-index') b.repeatedIndex = s.count; },
+  },
+  'slow-key': {
+    help: 'the first key\'s openssh-key answer (public-keys/0) is delayed by MS milliseconds; ' +
+      'every other answer is prompt',
+    arg: { label: 'MS', min: 0, max: 600_000, build: (ms) => ({ name: 'slow-key', ms }) },
+    apply: (b, s) => { if (s.name === 'slow-key') b.slowKeyMs = s.ms; },
+  },
 };
 
 const NAMES = Object.keys(SCENARIOS) as ScenarioName[];
@@ -156,6 +201,9 @@ export function scenarioLabel(s: Scenario): string {
     case 'token-expiry': return `token-expiry=${s.gets}`;
     case 'oversized': return `oversized=${s.bytes}`;
     case 'unreachable-after': return `unreachable-after=${s.requests}`;
+    case 'many-keys': return `many-keys=${s.count}`;
+    case 'repeated-index': return `repeated-index=${s.count}`;
+    case 'slow-key': return `slow-key=${s.ms}`;
     case 'ignore-put': return s.body === 'html' ? 'ignore-put' : `ignore-put=${s.body}`;
     default: return s.name;
   }
@@ -166,9 +214,11 @@ export function behaviour(scenarios: readonly Scenario[]): Behaviour {
   const b: Behaviour = {
     tokenMode: 'v1-and-v2', ignoredPutBody: 'html', disabled: false, delayMs: 0, flaky: 0,
     tokenGets: null, oversizedBytes: null, invalidKeys: false, duplicateKeys: false, closeAfter: null,
+    ttlHeader: true, malformedToken: false, extraKeys: 0, repeatedIndex: null, slowKeyMs: 0,
   };
   const seen = new Set<ScenarioName>();
   let tokenScenario: ScenarioName | undefined;
+  let tokenAnswerScenario: ScenarioName | undefined;
   for (const s of scenarios) {
     const row = SCENARIOS[s.name];
     if (seen.has(s.name)) throw new ScenarioError(`scenario ${s.name} is given twice`);
@@ -176,6 +226,10 @@ export function behaviour(scenarios: readonly Scenario[]): Behaviour {
     if (row.group === 'token') {
       if (tokenScenario) throw new ScenarioError(`scenarios ${tokenScenario} and ${s.name} contradict each other`);
       tokenScenario = s.name;
+    }
+    if (row.group === 'token-answer') {
+      if (tokenAnswerScenario) throw new ScenarioError(`scenarios ${tokenAnswerScenario} and ${s.name} contradict each other`);
+      tokenAnswerScenario = s.name;
     }
     row.apply(b, s);
   }

@@ -12,6 +12,8 @@ export interface TreeData {
   /** Replaces the instance-id answer (the oversized scenario). */
   instanceIdBody?: Buffer;
   keys: readonly ServedKey[];
+  /** Replaces the public-keys/ listing (the repeated-index scenario). */
+  keyListing?: string;
   productCodes: readonly string[];
   identity: EmulatorIdentity;
   document: string;
@@ -39,7 +41,7 @@ export class MetadataTree {
     const host = hostname(d.identity.privateIp, d.identity.region);
     const keys = d.keys.length === 0 ? undefined : dir(
       Object.fromEntries(d.keys.map((k, i) => [String(i), dir({ 'openssh-key': file(k.key) })])),
-      d.keys.map((k, i) => `${i}=${k.name}`).join('\n'),
+      d.keyListing ?? d.keys.map((k, i) => `${i}=${k.name}`).join('\n'),
     );
     const metaData = dir({
       'ami-id': file(d.identity.imageId),
