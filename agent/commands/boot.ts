@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import type { CliArgs } from '../cli/args.js';
 import { loadConfig } from '../cli/load-config.js';
-import { DEFAULT_METADATA_URL } from '../config.js';
 import { runBoot } from '../boot/engine.js';
+import { metadataEndpoint } from '../metadata/endpoint.js';
 import type { BootReport } from '../boot/report.js';
 import { Console } from '../os/console.js';
 import { ImprintError } from '../os/errors.js';
@@ -17,9 +17,8 @@ export async function checkRoot(dir: string): Promise<RootTree> {
 export async function bootCommand(args: CliArgs, out: Console): Promise<BootReport> {
   const root = await checkRoot(args.root);
   const config = await loadConfig(root, args.config);
-  if (args.metadataUrl) config.metadata.url = args.metadataUrl;
+  const { explicitUrl: explicitMetadataUrl } = metadataEndpoint(root, config.metadata, args.metadataUrl, (line) => out.warn('metadata', line));
   if (args.metadataDeadlineMs) config.metadata.deadlineMs = args.metadataDeadlineMs;
-  const explicitMetadataUrl = args.metadataUrl !== undefined || config.metadata.url !== DEFAULT_METADATA_URL;
   if (!args.dryRun && process.getuid?.() !== 0) throw new ImprintError('boot changes host keys and /etc/shadow: run it as root (or use --dry-run)', 'usage');
   out.detail('config', config.source ?? 'built-in defaults');
   return runBoot({ root, config, dryRun: args.dryRun, out, explicitMetadataUrl, ...(args.instanceId ? { instanceId: args.instanceId } : {}) });

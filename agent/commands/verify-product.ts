@@ -1,6 +1,6 @@
 import type { CliArgs } from '../cli/args.js';
 import { loadConfig } from '../cli/load-config.js';
-import { DEFAULT_METADATA_URL } from '../config.js';
+import { metadataEndpoint } from '../metadata/endpoint.js';
 import { resolveMetadata } from '../metadata/resolve.js';
 import type { Console } from '../os/console.js';
 import { ImprintError } from '../os/errors.js';
@@ -14,12 +14,12 @@ import { checkRoot } from './boot.js';
 export async function verifyProductCommand(args: CliArgs, out: Console): Promise<{ code: number; check: ProductCheck | null }> {
   const root = await checkRoot(args.root);
   const config = await loadConfig(root, args.config);
-  if (args.metadataUrl) config.metadata.url = args.metadataUrl;
+  const { explicitUrl } = metadataEndpoint(root, config.metadata, args.metadataUrl, (line) => out.warn('metadata', line));
   if (args.metadataDeadlineMs) config.metadata.deadlineMs = args.metadataDeadlineMs;
   const pc = config.productCodes;
   if (pc.expected.length === 0) throw new ImprintError(`${config.source ?? 'the config'}: product_codes.expected names no code to verify`, 'config');
   const resolved = await resolveMetadata({
-    root, config: config.metadata, explicitUrl: args.metadataUrl !== undefined || config.metadata.url !== DEFAULT_METADATA_URL,
+    root, config: config.metadata, explicitUrl,
     note: (line) => out.info('metadata', line),
     hooks: { log: (line) => out.detail('metadata', line) },
   });

@@ -1,5 +1,7 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { ImprintError } from './errors.js';
+import { isMetadataHost } from './metadata-address.js';
 
 // The agent's only way onto the network: one undici Agent with connect, header and body
 // deadlines and a response size bound, and bodies checked to be UTF-8. Nothing here retries:
@@ -28,16 +30,37 @@ export class TransientHttpError extends ImprintError {
   }
 }
 
-const LINK_LOCAL_METADATA = new Set(['169.254.169.254', '[fd00:ec2::254]']);
+const guardOn = (): boolean => process.env.IMPRINT_FORBID_METADATA_ADDRESS === '1';
+
+function refusal(host: string): ImprintError {
+  return new ImprintError(`refusing to contact ${host}: IMPRINT_FORBID_METADATA_ADDRESS is set (tests use a loopback endpoint)`, 'usage');
+}
 
 /**
- * Test guard: with IMPRINT_FORBID_METADATA_ADDRESS=1 (the test suites set it), a request to
- * the real metadata address from this machine's own network namespace is refused outright.
+ * Test guard: with IMPRINT_FORBID_METADATA_ADDRESS=1 (the test suites set it), a request to a
+ * cloud metadata address from this machine's own network namespace is refused before any
+ * connection: every spelling of it (URL parsing makes one form of hex, octal, decimal and
+ * dotted forms, ports, IPv6 zero runs; isMetadataHost knows 169.254.0.0/16, fd00:ec2::/64,
+ * 100.100.100.200 and IPv4 inside IPv6), and host names that resolve to one (guardedLookup).
  */
 function guard(url: URL): void {
-  if (process.env.IMPRINT_FORBID_METADATA_ADDRESS === '1' && LINK_LOCAL_METADATA.has(url.hostname)) {
-    throw new ImprintError(`refusing to contact ${url.hostname}: IMPRINT_FORBID_METADATA_ADDRESS is set (tests use a loopback endpoint)`, 'usage');
-  }
+  if (guardOn() && isMetadataHost(url.hostname)) throw refusal(url.hostname);
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+type Lookup = (hostname: string, options: LookupOptions, callback: LookupCallback) => void;
+
+/** A resolver that fails, before connect, on a name that resolves to a metadata address. */
+export function guardedLookup(resolve: Lookup = dnsLookup as unknown as Lookup): Lookup {
+  return (hostname, options, callback) => {
+    resolve(hostname, options, (err, address, family) => {
+      if (err) return callback(err, address, family);
+      const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address];
+      const bad = addresses.find((a) => isMetadataHost(a));
+      if (bad !== undefined) return callback(Object.assign(refusal(`${hostname} (${bad})`), { code: 'EIMPRINTGUARD' }), address, family);
+      return callback(null, address, family);
+    });
+  };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -46,7 +69,8 @@ export class HttpClient {
   private readonly agent: Agent;
 
   constructor(private readonly opts: HttpOptions) {
-    this.agent = new Agent({ connect: { timeout: 2_000 }, connections: opts.maxConnections, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
+    const connect = guardOn() ? { timeout: 2_000, lookup: guardedLookup() } : { timeout: 2_000 };
+    this.agent = new Agent({ connect, connections: opts.maxConnections, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
   }
 
   async send(method: 'GET' | 'PUT', url: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpResponse> {
@@ -77,6 +101,7 @@ export class HttpClient {
       return { status: res.statusCode, headers: res.headers, body };
     } catch (err) {
       if (err instanceof ImprintError) throw err;
+      if ((err as { code?: unknown }).code === 'EIMPRINTGUARD' || (err as { cause?: { code?: unknown } }).cause?.code === 'EIMPRINTGUARD') throw refusal(target.hostname);
       if (err instanceof undiciErrors.ResponseExceededMaxSizeError) throw new BodyError(`${target.pathname}: response larger than ${this.opts.maxBodyBytes} bytes`);
       const e = err as Error & { code?: unknown; cause?: { code?: unknown } };
       const timedOut = ['AbortError', 'TimeoutError', 'HeadersTimeoutError', 'BodyTimeoutError', 'ConnectTimeoutError'].includes(e.name);

@@ -76,3 +76,40 @@ describe('imprint boot --root with a hostile metadata service', function () {
     assert.equal(report.tasks.find((t) => t.task === 'host-keys')?.status, 'done');
   });
 });
+
+describe('imprint boot --root: the tree\'s config never points imprint at a network service', function () {
+  let root: string;
+  let emulator: RunningEmulator | null = null;
+
+  beforeEach(async () => {
+    root = await scratchImage();
+  });
+  afterEach(async () => {
+    await emulator?.close();
+    emulator = null;
+    await removeScratch(root);
+  });
+
+  it('sets metadata.url from the tree aside, in every spelling of the metadata address, and says so', async () => {
+    for (const url of ['http://169.254.169.254:80', 'http://[fd00:ec2::254]', 'http://0xa9fea9fe', 'http://2852039166', 'http://169.254.169.254.', 'http://[::ffff:169.254.169.254]', 'http://127.0.0.1:9']) {
+      await writeConfig(root, `${FAST_KEYS_CONFIG}metadata:\n  url: ${url}\n`);
+      const run = await imprint(['boot', '--root', root, '--json']);
+      const output = run.stdout + run.stderr;
+      assert.equal(run.code, 0, `${url}: ${output}`);
+      assert.match(run.stderr, /metadata: warning: metadata\.url .* from the config is not used with --root/, url);
+      assert.match(run.stderr, /ec2: skipped for an offline tree/, url);
+      // The guard never had to act: nothing tried to connect.
+      assert.doesNotMatch(output, /refusing to contact/, url);
+    }
+  });
+
+  it('uses the command line\'s --metadata-url whatever the tree\'s config names', async () => {
+    const launchKey = ed25519Line('launch@laptop');
+    emulator = await startEmulator({ instanceId: 'i-0fa0fa0fa0fa0fa02', keys: [launchKey] });
+    await writeConfig(root, `${FAST_KEYS_CONFIG}default_user:\n  name: ${DEMO_USER}\nmetadata:\n  url: http://[fd00:ec2::254]\n`);
+    const run = await imprint(['boot', '--root', root, '--metadata-url', emulator.url, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok((await readFile(path.join(root, `home/${DEMO_USER}/.ssh/authorized_keys`), 'utf8')).includes(launchKey));
+    assert.ok(emulator.requests.length > 0);
+  });
+});
