@@ -9,7 +9,7 @@ import { notifyExtendTimeout, notifyStatus, notifySystemd } from '../os/systemd-
 import { VERSION } from '../version.js';
 import { LOCAL_TASKS, NETWORK_TASKS } from './phases.js';
 import { TaskRecorder, type BootReport, type MetadataReport, type TaskReport } from './report.js';
-import { freshState, loadState, saveState, type InstanceState } from './state.js';
+import { freshState, loadState, matchState, saveState, type InstanceState, type StateMatch } from './state.js';
 import type { Task, TaskContext } from './task.js';
 
 export interface BootOptions {
@@ -102,11 +102,6 @@ async function runTasks(run: Run, tasks: readonly Task[]): Promise<void> {
   }
 }
 
-function stateFor(hint: LocalIdentity, loaded: InstanceState | null): { state: InstanceState; same: boolean } {
-  const same = hint.source !== 'none' && loaded !== null && loaded.hint.id === hint.id;
-  return { state: same && loaded ? loaded : freshState({ id: hint.id, source: hint.source }), same };
-}
-
 /** Asks the metadata sources who this instance is, then runs the network tasks. */
 type Resolution = Awaited<ReturnType<typeof import('../metadata/resolve.js').resolveMetadata>>;
 
@@ -147,16 +142,39 @@ function startResolution(opts: BootOptions): Promise<Resolution> {
  * the metadata service who this is — for a bounded time, so a slow service does not hold sshd
  * back on an ordinary reboot.
  */
-async function confirmInstance(run: Run): Promise<void> {
+async function confirmInstance(run: Run, match: StateMatch, hint: LocalIdentity): Promise<void> {
   const { opts } = run;
-  if (opts.dryRun || run.state.instanceId === null || networkTasksWanted(opts).length === 0) return;
-  run.early = startResolution(opts);
+  if (run.state.instanceId === null) return;
+  const known = run.state.instanceId;
+  let answer: string | null | undefined;
   const budget = Math.min(CONFIRM_BUDGET_MS, opts.config.metadata.deadlineMs);
-  const answer = await Promise.race([run.early.then((r) => r.metadata?.instanceId ?? null, () => null), delay(budget, { unref: true }).then(() => undefined)]);
+  if (!opts.dryRun && networkTasksWanted(opts).length > 0) {
+    run.early = startResolution(opts);
+    answer = await Promise.race([run.early.then((r) => r.metadata?.instanceId ?? null, () => null), delay(budget, { unref: true }).then(() => undefined)]);
+  } else if (match === 'same-hint') {
+    return;
+  }
+  if (match === 'ask-metadata') {
+    // The local hint is missing or changed: the instance-id alone says whether this is the
+    // instance the state was kept for; without an answer, the safe guess is a new one.
+    if (answer === known) {
+      opts.out.info('instance', `metadata confirms ${known}: same instance, already provisioned`);
+      run.state.hint = { id: hint.id, source: hint.source };
+      run.persist = true;
+      await remember(run);
+      return;
+    }
+    const why = typeof answer === 'string' ? `metadata says ${answer}, the state was for ${known}: new instance` : `the metadata service did not confirm ${known}${answer === undefined && !opts.dryRun ? ` within ${budget / 1000} s` : ''}`;
+    opts.out.info('instance', `${why}; doing the local work again`);
+    run.state = freshState({ id: hint.id, source: hint.source });
+    if (typeof answer === 'string') run.state.instanceId = answer;
+    run.persist = hint.source !== 'none';
+    return;
+  }
   if (answer === undefined) {
-    opts.out.warn('instance', `the metadata service has not confirmed the instance within ${budget / 1000} s; going on as ${run.state.instanceId}`);
-  } else if (answer !== null && answer !== run.state.instanceId) {
-    opts.out.info('instance', `metadata says ${answer}, the state was for ${run.state.instanceId}: new instance, doing the local work again before sshd starts`);
+    opts.out.warn('instance', `the metadata service has not confirmed the instance within ${budget / 1000} s; going on as ${known}`);
+  } else if (answer !== null && answer !== known) {
+    opts.out.info('instance', `metadata says ${answer}, the state was for ${known}: new instance, doing the local work again before sshd starts`);
     run.state = freshState(run.state.hint);
     run.state.instanceId = answer;
   }
@@ -213,6 +231,11 @@ async function networkPhase(run: Run): Promise<void> {
     }
     run.state.instanceId = md.instanceId;
     report.instance.id = md.instanceId;
+    if (!run.persist) {
+      // No usable local hint: the instance-id alone keys the state, local work included.
+      run.persist = true;
+      await remember(run);
+    }
     await runTasks(run, NETWORK_TASKS);
   } finally {
     await resolved.close();
@@ -245,18 +268,20 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
   const hint = await localIdentity(root, opts.instanceId);
   const loaded = await loadState(root);
   if (loaded.problem) out.warn('state', loaded.problem);
-  const { state, same } = stateFor(hint, loaded.state);
-  const previous = loaded.state?.hint.id ?? null;
-  if (hint.source === 'none') out.warn('instance', 'no local identity (no DMI UUID, no machine-id): doing the local work again');
-  else if (!same) out.info('instance', `${hint.id} (${hint.source})${previous ? `: new instance, was ${previous}` : ': first boot'}`);
-  else out.info('instance', `${hint.id} (${hint.source}): already provisioned${state.instanceId ? ` as ${state.instanceId}` : ''}`);
+  const { state, match } = matchState(hint, loaded.state);
+  const previous = loaded.state?.hint.id || null;
+  const said = hint.source === 'none' ? `no local identity (${hint.why ?? 'none'})` : `${hint.id} (${hint.source})`;
+  if (match === 'ask-metadata') out.info('instance', `${said}${previous && hint.source !== 'none' ? `, was ${previous}` : ''}: asking the metadata service whether this is still ${state.instanceId}`);
+  else if (hint.source === 'none') out.warn('instance', `${said}: doing the local work again`);
+  else if (match === 'new') out.info('instance', `${said}${previous ? `: new instance, was ${previous}` : ': first boot'}`);
+  else out.info('instance', `${said}: already provisioned${state.instanceId ? ` as ${state.instanceId}` : ''}`);
 
   const report: BootReport = {
     command: 'boot', version: VERSION, root: root.dir, dryRun: opts.dryRun,
     instance: { id: state.instanceId ?? hint.id, source: hint.source, previous }, metadata: null, tasks: [], status: 'ok', exitCode: 0,
   };
-  const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none', saving: Promise.resolve(), background: [] };
-  await confirmInstance(run);
+  const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none' && match !== 'ask-metadata', saving: Promise.resolve(), background: [] };
+  await confirmInstance(run, match, hint);
   await runTasks(run, LOCAL_TASKS);
   // Host keys exist and sshd is keys-only: sshd may start while the network phase goes on.
   if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: 'local phase done; asking the metadata service' });

@@ -3,8 +3,11 @@ import type { RootTree } from '../os/root.js';
 
 // Per-instance state in /var/lib/imprint/state.json. It only ever says "this work is already
 // done for this instance": a missing, unreadable or foreign state file means the work is done
-// again, never skipped. The instance is known first by a local hint (DMI UUID, machine-id),
-// then by the metadata instance-id; a change of either is a new instance.
+// again, never skipped. The metadata instance-id is the instance's identity whenever a source
+// has said it; the local hint (DMI UUID, machine-id) is the early guess before the service
+// answers and the fallback when none does. So state is kept for an instance with no usable
+// hint once metadata names it, and a changed hint with the same instance-id is the same
+// instance.
 
 export const STATE_DIR = '/var/lib/imprint';
 export const STATE_FILE = `${STATE_DIR}/state.json`;
@@ -60,4 +63,22 @@ export async function saveState(root: RootTree, state: InstanceState): Promise<v
 
 export function freshState(hint: { id: string; source: string }): InstanceState {
   return { format: FORMAT, hint, instanceId: null, completed: {} };
+}
+
+/**
+ * How the state on disk relates to this boot, before the metadata service has spoken:
+ * - 'same-hint': the local hint matches; presumed the same instance (metadata may still say
+ *   otherwise: a clone that kept its machine-id);
+ * - 'ask-metadata': the hint is missing or changed but the state names an instance-id; only
+ *   the metadata service can say whether this is that instance (fresh state if it cannot);
+ * - 'new': nothing to go on; all the work is done.
+ */
+export type StateMatch = 'same-hint' | 'ask-metadata' | 'new';
+
+export function matchState(hint: { id: string; source: string }, loaded: InstanceState | null): { state: InstanceState; match: StateMatch } {
+  const fresh = (): InstanceState => freshState({ id: hint.id, source: hint.source });
+  if (loaded === null) return { state: fresh(), match: 'new' };
+  if (hint.source !== 'none' && loaded.hint.id === hint.id) return { state: loaded, match: 'same-hint' };
+  if (loaded.instanceId !== null) return { state: loaded, match: 'ask-metadata' };
+  return { state: fresh(), match: 'new' };
 }
