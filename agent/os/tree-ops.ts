@@ -19,6 +19,11 @@ import type { RootTree } from './root.js';
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 const FILE_WRITE_FLAGS = C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 const FILE_READ_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+const FILE_SHRED_FLAGS = C.O_RDWR | C.O_NOFOLLOW | C.O_NONBLOCK;
+/** Granularity of the sparse-file overwrite: a block that reads all zeros is a hole or holds nothing. */
+const BLOCK = 4096;
+/** How much of a sparse file is read looking for its data (holes read fast, but not for free). */
+const SPARSE_SCAN_LIMIT = 64 * 1024 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 
 let procFd: Promise<boolean> | null = null;
@@ -154,6 +159,36 @@ async function overwrite(handle: FileHandle, size: number): Promise<void> {
   await handle.sync();
 }
 
+/**
+ * Overwrites only the blocks of a sparse file that hold data (a block that reads non-zero is
+ * allocated; writing over it allocates nothing, so a file far larger than its filesystem does
+ * not fill the disk). Node has no SEEK_DATA, so the file is read; the read stops once as many
+ * bytes as are allocated have been overwritten, or at SPARSE_SCAN_LIMIT. Returns what could not
+ * be done, or null when all the data was overwritten.
+ */
+async function overwriteAllocated(handle: FileHandle, size: number, allocated: number): Promise<string | null> {
+  noise ??= randomBytes(CHUNK);
+  const buf = Buffer.alloc(CHUNK);
+  const zero = Buffer.alloc(BLOCK);
+  let pos = 0;
+  let written = 0;
+  while (pos < size && written < allocated && pos < SPARSE_SCAN_LIMIT) {
+    const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, size - pos), pos);
+    if (bytesRead <= 0) break;
+    for (let off = 0; off < bytesRead; off += BLOCK) {
+      const len = Math.min(BLOCK, bytesRead - off);
+      if (buf.subarray(off, off + len).equals(zero.subarray(0, len))) continue;
+      const { bytesWritten } = await handle.write(noise, off % CHUNK, len, pos + off);
+      if (bytesWritten !== len) throw new ImprintError('short write while overwriting');
+      written += len;
+    }
+    pos += bytesRead;
+  }
+  await handle.sync();
+  if (pos >= size || written >= allocated) return null;
+  return `sparse file of ${size} bytes (${allocated} allocated): only its first ${pos} bytes were read and their data overwritten; the rest was unlinked without overwriting`;
+}
+
 export type ShredOutcome = 'shredded' | 'unlinked' | 'absent';
 
 /**
@@ -162,7 +197,7 @@ export type ShredOutcome = 'shredded' | 'unlinked' | 'absent';
  * refused: the caller decided on a file. Honest limit: journaling and copy-on-write filesystems
  * and SSDs may keep old blocks elsewhere.
  */
-export async function shredAt(dir: TreeDir, name: string | Buffer, inTree: string): Promise<ShredOutcome> {
+export async function shredAt(dir: TreeDir, name: string | Buffer, inTree: string, problems: string[] = []): Promise<ShredOutcome> {
   const info = await dir.lstat(name);
   if (!info) return 'absent';
   if (info.isSymbolicLink()) throw new ImprintError(`refusing ${inTree}: it is a symlink (never followed)`, 'unsafe-path');
@@ -170,7 +205,7 @@ export async function shredAt(dir: TreeDir, name: string | Buffer, inTree: strin
   let outcome: ShredOutcome = 'unlinked';
   let handle: FileHandle;
   try {
-    handle = await open(dir.at(name), FILE_WRITE_FLAGS);
+    handle = await open(dir.at(name), FILE_SHRED_FLAGS);
   } catch (err) {
     if (code(err) === 'ENOENT') return 'absent';
     if (code(err) === 'ELOOP') throw new ImprintError(`refusing ${inTree}: it became a symlink (never followed)`, 'unsafe-path');
@@ -180,8 +215,17 @@ export async function shredAt(dir: TreeDir, name: string | Buffer, inTree: strin
     const held = await handle.stat();
     if (!held.isFile()) throw new ImprintError(`refusing ${inTree}: not a regular file`, 'unsafe-path');
     if (held.nlink === 1 && held.size > 0) {
-      await overwrite(handle, held.size);
-      outcome = 'shredded';
+      // The secret must go even when the overwrite cannot be done (a full disk, a
+      // copy-on-write filesystem): the file is unlinked whatever happens here, and what the
+      // overwrite could not do is said.
+      try {
+        const allocated = held.blocks * 512;
+        const gap = allocated < held.size ? await overwriteAllocated(handle, held.size, allocated) : (await overwrite(handle, held.size), null);
+        if (gap === null) outcome = 'shredded';
+        else problems.push(`${inTree}: ${gap}`);
+      } catch (err) {
+        problems.push(`${inTree}: the overwrite failed (${code(err) ?? (err as Error).message}); unlinked without it`);
+      }
       crashPoint(`shred ${inTree}`);
     }
   } finally {
@@ -235,6 +279,10 @@ export interface TreeRemoval {
   files: number;
   bytes: number;
   shredded: number;
+  /** Mount points met inside the tree: left in place, never descended into (nor their parents removed). */
+  keptMounts: string[];
+  /** What an overwrite could not do (the files were unlinked all the same). */
+  problems: string[];
 }
 
 /**
@@ -242,48 +290,57 @@ export interface TreeRemoval {
  * `shred` (single-link ones; see shredAt); links and other non-directories are unlinked, never
  * followed. A directory on another filesystem than the top one is refused, not descended into.
  */
-export async function removeTreeAt(dir: TreeDir, name: string | Buffer, inTree: string, shred: boolean): Promise<TreeRemoval> {
-  const tally: TreeRemoval = { files: 0, bytes: 0, shredded: 0 };
+export async function removeTreeAt(dir: TreeDir, name: string | Buffer, inTree: string, shred: boolean, mounts: ReadonlySet<string> = new Set()): Promise<TreeRemoval> {
+  const tally: TreeRemoval = { files: 0, bytes: 0, shredded: 0, keptMounts: [], problems: [] };
   const top = await dir.lstat(name);
   if (!top) return tally;
   if (!top.isDirectory()) throw new ImprintError(`refusing ${inTree}: ${top.isSymbolicLink() ? 'it is a symlink (never followed)' : 'not a directory'}`, 'unsafe-path');
-  await removeEntry(dir, name, inTree, shred, dir.stat.dev, tally);
+  await removeEntry(dir, name, inTree, shred, dir.stat.dev, tally, mounts);
   await dir.sync();
   return tally;
 }
 
-async function removeEntry(dir: TreeDir, name: string | Buffer, inTree: string, shred: boolean, dev: number, tally: TreeRemoval): Promise<void> {
+/** Removes one entry; false when something had to be kept in it (a mount point), so it stays. */
+async function removeEntry(dir: TreeDir, name: string | Buffer, inTree: string, shred: boolean, dev: number, tally: TreeRemoval, mounts: ReadonlySet<string>): Promise<boolean> {
   const info = await dir.lstat(name);
-  if (!info) return;
+  if (!info) return true;
+  // A mount point (from the kernel's table: a bind mount has the same device) or another
+  // filesystem: what is there may be outside the tree. Never descended into, never removed.
+  if (mounts.has(inTree) || (info.isDirectory() && info.dev !== dev)) {
+    tally.keptMounts.push(inTree);
+    return false;
+  }
   if (info.isDirectory()) {
-    if (info.dev !== dev) throw new ImprintError(`refusing ${inTree}: another filesystem is mounted there (not descended into)`, 'unsafe-path');
     const child = await dir.openDir(name, inTree);
-    if (!child) return;
+    if (!child) return true;
+    let whole = true;
     try {
       if (child.stat.dev !== dev || child.stat.ino !== info.ino) throw new ImprintError(`refusing ${inTree}: it changed while being removed`, 'unsafe-path');
       for (const entry of await child.names()) {
-        await removeEntry(child, entry, `${inTree}/${entry.toString('utf8')}`, shred, dev, tally);
+        whole = (await removeEntry(child, entry, `${inTree}/${entry.toString('utf8')}`, shred, dev, tally, mounts)) && whole;
       }
       await child.sync();
     } finally {
       await child.close();
     }
+    if (!whole) return false;
     try {
       await rmdir(dir.at(name));
     } catch (err) {
       if (code(err) !== 'ENOENT') throw err;
     }
     crashPoint(`rmdir ${inTree}`);
-    return;
+    return true;
   }
   tally.files += 1;
   if (info.isFile()) tally.bytes += info.size;
   if (info.isFile() && shred) {
-    const outcome = await shredAt(dir, name, inTree);
+    const outcome = await shredAt(dir, name, inTree, tally.problems);
     if (outcome === 'shredded') tally.shredded += 1;
-    return;
+    return true;
   }
   await unlinkAt(dir, name, inTree);
+  return true;
 }
 
 /** The first bytes of a regular file, never through a link and never blocking on a FIFO; null if it is not a regular file. */

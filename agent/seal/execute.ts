@@ -5,6 +5,7 @@ import { readTreeText } from '../os/files.js';
 import type { RootTree } from '../os/root.js';
 import { clearPasswordHash } from '../os/shadow-seal.js';
 import { lockPassword } from '../os/shadow-utils.js';
+import { mountAbove, treeMounts } from '../os/mountinfo.js';
 import { removeTreeAt, shredAt, TreeDir, truncateAt, unlinkAt, zeroFill } from '../os/tree-ops.js';
 import { itemKey, type SealItem } from './item.js';
 import { SEAL_OPERATIONS } from './operations.js';
@@ -45,14 +46,21 @@ async function withParent(root: RootTree, item: SealItem, act: (dir: TreeDir, na
   }
 }
 
-async function runItem(root: RootTree, item: SealItem, opts: ExecuteOptions): Promise<Outcome> {
+async function runItem(root: RootTree, item: SealItem, opts: ExecuteOptions, mounts: ReadonlySet<string>): Promise<Outcome> {
+  // Checked again here: a mount may have appeared since the plan was made.
+  const above = item.action === 'zero-fill' ? null : mountAbove(mounts, item.path);
+  if (above !== null && (above === item.path || !root.isLive)) {
+    return { outcome: `skipped: ${above === item.path ? 'a mount point' : `under the mount point ${above}`} (seal never removes through a mount)` };
+  }
   switch (item.action) {
     case 'shred':
       return withParent(root, item, async (dir, names) => {
         const outcomes = [];
-        for (const n of names) outcomes.push(await shredAt(dir, n, item.path));
+        const problems: string[] = [];
+        for (const n of names) outcomes.push(await shredAt(dir, n, item.path, problems));
         if (outcomes.every((o) => o === 'absent')) return { outcome: 'already gone' };
-        return { outcome: outcomes.includes('shredded') ? 'shredded' : 'unlinked' };
+        const said = outcomes.includes('shredded') ? 'shredded' : 'unlinked';
+        return { outcome: problems.length === 0 ? said : `${said}; ${problems.join('; ')}` };
       });
     case 'unlink':
       return withParent(root, item, async (dir, names) => {
@@ -64,15 +72,24 @@ async function runItem(root: RootTree, item: SealItem, opts: ExecuteOptions): Pr
     case 'remove-tree':
       return withParent(root, item, async (dir, names) => {
         const shred = item.action === 'shred-tree';
+        const kept: string[] = [];
+        const problems: string[] = [];
         for (const n of names) {
           const info = await dir.lstat(n);
           // A tree that became a single file since the plan: removed the same way, never followed.
           if (info && !info.isDirectory()) {
-            if (shred && info.isFile()) await shredAt(dir, n, item.path);
+            if (shred && info.isFile()) await shredAt(dir, n, item.path, problems);
             else await unlinkAt(dir, n, item.path);
-          } else await removeTreeAt(dir, n, item.path, shred);
+          } else {
+            const removal = await removeTreeAt(dir, n, item.path, shred, mounts);
+            kept.push(...removal.keptMounts);
+            problems.push(...removal.problems);
+          }
         }
-        return { outcome: shred ? 'shredded and removed' : 'removed' };
+        let outcome = shred ? 'shredded and removed' : 'removed';
+        if (kept.length > 0) outcome += `, except the mount point${kept.length === 1 ? '' : 's'} ${kept.join(', ')} (left in place, with the directories above)`;
+        if (problems.length > 0) outcome += `; ${problems.join('; ')}`;
+        return { outcome };
       });
     case 'truncate':
       return withParent(root, item, async (dir, names) => {
@@ -133,6 +150,7 @@ async function lockAccounts(root: RootTree, items: SealItem[], done: (r: SealRes
 /** Runs the plan. Skip items are passed through as skipped; nothing else is looked at. */
 export async function executeSeal(root: RootTree, items: readonly SealItem[], opts: ExecuteOptions = {}): Promise<SealResult[]> {
   const results: SealResult[] = [];
+  const mounts = (await treeMounts(root)).points;
   const done = (r: SealResult): void => {
     results.push(r);
     opts.onResult?.(r);
@@ -144,8 +162,9 @@ export async function executeSeal(root: RootTree, items: readonly SealItem[], op
     if (locks.length > 0) await lockAccounts(root, locks, done);
     for (const item of mine.filter((i) => i.action !== 'skip' && i.action !== 'lock')) {
       try {
-        const { outcome, bytes } = await runItem(root, item, opts);
-        done({ ...item, ...(bytes === undefined ? {} : { bytes }), status: 'done', outcome });
+        const { outcome, bytes } = await runItem(root, item, opts, mounts);
+        if (outcome.startsWith('skipped:')) done({ ...item, why: `${item.why}; ${outcome}`, bytes: 0, status: 'skipped', outcome });
+        else done({ ...item, ...(bytes === undefined ? {} : { bytes }), status: 'done', outcome });
       } catch (err) {
         done({ ...item, status: 'failed', error: errorMessage(err) });
       }

@@ -4,6 +4,7 @@ import { hashScheme, parseAccountFile, passwordState } from '../parsers/accounts
 import { ImprintError, errorMessage } from '../os/errors.js';
 import { readTreeText } from '../os/files.js';
 import type { RootTree } from '../os/root.js';
+import { mountAbove, mountsBelow, treeMounts } from '../os/mountinfo.js';
 import { isMemoryFilesystem, readHostHead, readTreeHead, treeSpace, ZERO_FILL_NAME } from '../os/tree-ops.js';
 import { bundlingNameWhy, claimedByName, CREDENTIAL_RULES, HISTORY_RULES, sniffSecret, SNIFF_BYTES, SNIFF_MAX_FILE, sshUserKeyWhy, type HomeRule } from './detect.js';
 import { itemKey, type SealAction, type SealItem, type SealNote, type SealPlan } from './item.js';
@@ -450,12 +451,37 @@ export async function planSealDetailed(root: RootTree, operations: ReadonlySet<s
     for (const i of unique) claimed.add(itemKey(i));
     items.push(...unique);
   }
+  await keepMountsOut(root, items, ctx.notes);
   for (const tree of items) {
     if (!TREE_ACTIONS.includes(tree.action)) continue;
     const inside = items.filter((i) => i !== tree && i.action !== 'skip' && i.path.startsWith(`${tree.path}/`));
     tree.bytes = Math.max(0, tree.bytes - inside.reduce((sum, i) => sum + i.bytes, 0));
   }
   return { items, notes: ctx.notes };
+}
+
+/**
+ * Seal never removes through a mount point: what is mounted may be outside the tree (a bind
+ * mount of the same filesystem is invisible to a device-number check). An item at a mount
+ * point, or in an offline tree under one, is skipped; a tree with mount points below it is
+ * removed around them (execute.ts leaves them), and the plan says which.
+ */
+async function keepMountsOut(root: RootTree, items: SealItem[], notes: SealNote[]): Promise<void> {
+  const mounts = await treeMounts(root);
+  if (mounts.problem) notes.push({ operation: 'state', severity: 'warning', message: mounts.problem });
+  for (const item of items) {
+    if (item.action === 'skip' || item.action === 'lock' || item.action === 'zero-fill') continue;
+    const above = mountAbove(mounts.points, item.path);
+    if (above !== null && (above === item.path || !root.isLive)) {
+      item.why = `${item.why}; skipped: ${above === item.path ? 'a mount point' : `under the mount point ${above}`} (seal never removes through a mount)`;
+      item.action = 'skip';
+      item.bytes = 0;
+    } else if (TREE_ACTIONS.includes(item.action)) {
+      for (const m of mountsBelow(mounts.points, item.path)) {
+        notes.push({ operation: item.operation, severity: 'warning', path: m, message: `${m} is a mount point inside ${item.path}: left in place, with what is mounted there` });
+      }
+    }
+  }
 }
 
 /** What seal would remove from the tree, read-only. `imprint audit` reports these as leftovers. */
