@@ -106,9 +106,9 @@ for (const { suite, release, openssh, systemd } of DEBIAN_RELEASES) {
     it('the .deb installs with the tree\'s dpkg (dependencies from the binary\'s needs) and enables the unit', async () => {
       const tree = root as string;
       const file = await buildDeb();
-      await copyFile(file, path.join(tree, 'tmp/imprint.deb'));
+      await copyFile(file, path.join(tree, 'root/imprint.deb'));
       const depends = (await ok('dpkg-deb', ['-f', file, 'Depends'])).trim();
-      const install = await inTree(tree, 'dpkg -i /tmp/imprint.deb && rm /tmp/imprint.deb && systemctl is-enabled imprint.service');
+      const install = await inTree(tree, 'dpkg -i /root/imprint.deb && rm /root/imprint.deb && systemctl is-enabled imprint.service');
       assert.equal(install.code, 0, `Depends: ${depends}\n${install.out}`);
       assert.match(install.out, /^enabled$/m);
     });

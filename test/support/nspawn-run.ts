@@ -8,7 +8,8 @@ import { execFile } from 'node:child_process';
 export interface NspawnRun { code: number; out: string }
 
 export function inTree(tree: string, script: string, timeoutMs = 120_000): Promise<NspawnRun> {
-  const args = ['--quiet', '--register=no', '--keep-unit', '--private-network', '--resolv-conf=off', '--timezone=off', '--link-journal=no',
+  // --pipe: no pty (no \r in the output). /tmp inside is nspawn's own tmpfs.
+  const args = ['--quiet', '--pipe', '--register=no', '--keep-unit', '--private-network', '--resolv-conf=off', '--timezone=off', '--link-journal=no',
     '-D', tree, '/bin/sh', '-c', script];
   return new Promise((resolve) => {
     execFile('systemd-nspawn', args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } }, (err, stdout, stderr) => {
