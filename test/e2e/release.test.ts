@@ -140,6 +140,14 @@ for (const { debian, release } of RELEASES.filter((r) => !only || only.includes(
       await lab.startEmulator({ instanceId: `i-0e2e00000000${release}d01`, keys: [key.public] });
       const bed = lab.bed as Testbed;
       const c = await lab.boot(tree, 'socket');
+      const socket = await waitFor('ssh.socket settled', async () => {
+        const show = parseShow((await c.exec(['systemctl', 'show', '-p', 'ActiveState,Result', 'ssh.socket'], 15_000)).stdout);
+        return show.ActiveState && !['activating', 'inactive'].includes(show.ActiveState) ? show : null;
+      }, 120_000, 100);
+      if (socket.ActiveState !== 'active') {
+        const why = await c.exec(['journalctl', '-b', '--no-pager', '-u', 'ssh.socket', '-u', 'ssh.service', '-u', 'sshd-keygen.service'], 15_000);
+        assert.fail(`ssh.socket ${JSON.stringify(socket)}:\n${why.stdout}${why.stderr}`);
+      }
       await c.waitForLogin(key.private, USER, LOGIN_DEADLINE_MS);
       const active = await bed.sshOk(key.private, USER, 'systemctl is-active ssh.socket; systemctl is-enabled ssh.service || true');
       assert.match(active, /^active$/m);
