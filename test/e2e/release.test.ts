@@ -117,6 +117,10 @@ for (const { debian, release } of RELEASES.filter((r) => !only || only.includes(
       assert.equal(show.ActiveState, 'active', JSON.stringify(show));
       assert.equal(show.Result, 'success', JSON.stringify(show));
       assert.equal(show.StatusText, 'done');
+      // imprint-generator's drop-in: the hardening systemd >= 249 knows (both releases here).
+      const hardening = parseShow((await c.exec(['systemctl', 'show', '-p', 'PrivateIPC,DropInPaths', 'imprint.service'])).stdout);
+      assert.equal(hardening.PrivateIPC, 'yes', JSON.stringify(hardening));
+      assert.match(hardening.DropInPaths ?? '', /50-imprint-hardening\.conf/);
       const journal = (await c.exec(['journalctl', '-b', '--no-pager', '-u', 'imprint.service'])).stdout;
       assert.doesNotMatch(journal, /protocol|Unknown key/);
     });
