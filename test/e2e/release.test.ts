@@ -92,6 +92,8 @@ for (const { debian, release } of RELEASES.filter((r) => !only || only.includes(
     after(async () => { await lab.teardown(); await releaseSuite(); });
     afterEach(async function () {
       if (this.currentTest?.state === 'failed') process.stderr.write(`${await lab.diagnostics()}\n`);
+      // One instance at a time: they share the lab's network namespace (and port 22 in it).
+      for (const c of lab.containers) if (c.running) await c.stop();
     });
 
     it('provisioning: no socket (AF_UNIX on 256+, TCP) serves a baked host key; key login; passwords refused; unit active, no "protocol"', async () => {
