@@ -5,6 +5,7 @@ import { ConfigError } from './config.js';
 import { Console } from './os/console.js';
 import { ImprintError, errorMessage } from './os/errors.js';
 import { ParseError } from './parsers/errors.js';
+import { notificationsSent } from './os/systemd-notify.js';
 import { VERSION } from './version.js';
 
 // argv → command → exit status (0 done, 1 a task failed, 2 usage or config error).
@@ -77,7 +78,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => {
+main(process.argv.slice(2)).then(async (code) => {
+  // A notification sent after we exit carries the PID of a dead process: systemd 257 loses it
+  // (the unit fails with "protocol"). Every READY=/STATUS= is handed over first.
+  await notificationsSent();
   // Exit now rather than when the event loop drains: V8 would first finish compiling the HTTP
   // parser's WebAssembly in the background (~130 ms measured) for nothing. stdout and stderr
   // are synchronous for files, pipes and terminals on Linux, so no output is lost.

@@ -16,12 +16,12 @@
 #
 # Output: dist/imprint_<ver>_<arch>.deb and dist/imprint-<ver>-1.<rpmarch>.rpm; their paths
 # are printed on stdout, one a line. Needs dpkg-deb (dpkg), gzip; for the rpm, rpmbuild
-# (Debian: apt-get install rpm); dpkg-shlibdeps (dpkg-dev) for the library dependencies of
-# an ELF binary. Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the last git
+# (Debian: apt-get install rpm); readelf (binutils) for the library dependencies of an ELF
+# binary (packaging/elf-depends.sh). Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the last git
 # commit's time).
 #
 # Environment: IMPRINT_MAINTAINER ("Name <email>") for the package metadata;
-# IMPRINT_SHLIBS_DEPENDS to give the library dependencies instead of running dpkg-shlibdeps
+# IMPRINT_SHLIBS_DEPENDS to give the library dependencies instead of reading them from the binary
 # (e.g. "libc6 (>= 2.28), libgcc-s1 (>= 3.4), libstdc++6 (>= 5.2)").
 set -euo pipefail
 
@@ -109,7 +109,10 @@ mkdir -p "$common"
 install -m 0755 "$binary" "$common/imprint"
 install -m 0644 "$repo/units/imprint.service" "$common/imprint.service"
 install -m 0644 "$repo/units/90-imprint.preset" "$common/90-imprint.preset"
+install -m 0755 "$repo/units/imprint-generator" "$common/imprint-generator"
 install -m 0644 "$repo/units/sshd-keygen@.service.d/imprint.conf" "$common/sshd-keygen-imprint.conf"
+install -m 0644 "$repo/units/sshd-keygen.service.d/imprint.conf" "$common/sshd-keygen-debian-imprint.conf"
+install -m 0644 "$repo/units/sshd@.service.d/imprint.conf" "$common/sshd-per-connection-imprint.conf"
 install -m 0644 "$repo/packaging/imprint.yaml.example" "$common/imprint.yaml"
 install -m 0644 "$here/deb/copyright" "$common/copyright"
 man_date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
@@ -118,6 +121,10 @@ gzip -9n < "$common/imprint.8" > "$common/imprint.8.gz"
 # The Node.js runtime's license texts, when the npm package the binary came from is here.
 node_pkg=node-linux-$([ "$arch" = amd64 ] && echo x64 || echo arm64)
 node_license=$(find "$repo/node_modules/$node_pkg" -maxdepth 3 -name LICENSE -type f 2>/dev/null | LC_ALL=C sort | head -n 1 || true)
+
+# The per-connection sshd templates that get an After=imprint.service drop-in
+# (units/sshd@.service.d/imprint.conf says why each).
+readonly SSHD_TEMPLATES="sshd@ ssh@ sshd-generated@ sshd-unix-local@ sshd-unix-export@ sshd-vsock@ sshd-extra@"
 
 # Gives every file of a staged tree the reproducible mtime.
 stamp_tree() { find "$1" -exec touch --no-dereference -d "@$SOURCE_DATE_EPOCH" {} +; }
@@ -133,7 +140,13 @@ build_deb() {
   install -m 0755 "$common/imprint" "$root/usr/bin/imprint"
   install -m 0644 "$common/imprint.service" "$root/lib/systemd/system/imprint.service"
   install -m 0644 "$common/90-imprint.preset" "$root/lib/systemd/system-preset/90-imprint.preset"
+  install -D -m 0755 "$common/imprint-generator" "$root/lib/systemd/system-generators/imprint-generator"
   install -m 0644 "$common/sshd-keygen-imprint.conf" "$root/lib/systemd/system/sshd-keygen@.service.d/imprint.conf"
+  install -D -m 0644 "$common/sshd-keygen-debian-imprint.conf" "$root/lib/systemd/system/sshd-keygen.service.d/imprint.conf"
+  local t
+  for t in $SSHD_TEMPLATES; do
+    install -D -m 0644 "$common/sshd-per-connection-imprint.conf" "$root/lib/systemd/system/$t.service.d/imprint.conf"
+  done
   install -m 0644 "$common/imprint.yaml" "$root/etc/imprint/imprint.yaml"
   install -m 0644 "$common/imprint.8.gz" "$root/usr/share/man/man8/imprint.8.gz"
   install -m 0644 "$common/copyright" "$doc/copyright"
@@ -150,25 +163,11 @@ build_deb() {
   local depends="openssh-client, passwd, mount"
   if [ "$elf" = 1 ]; then
     local shlibs=${IMPRINT_SHLIBS_DEPENDS:-}
-    if [ -z "$shlibs" ] && [ "$arch" != "$(dpkg --print-architecture 2>/dev/null || echo "$arch")" ]; then
-      # Cross build: dpkg-shlibdeps needs the target's libraries installed. The binary's own
-      # symbol version needs give the C library's minimum; the others stay unversioned.
-      local glibc
-      glibc=$(readelf --version-info --wide "$common/imprint" | grep -oE 'GLIBC_[0-9]+(\.[0-9]+)+' | sed 's/GLIBC_//' | sort -V | tail -n 1)
-      [ -n "$glibc" ] || die "cannot read the glibc version $binary needs (readelf); set IMPRINT_SHLIBS_DEPENDS"
-      shlibs="libc6 (>= $glibc), libgcc-s1, libstdc++6"
-      log "library dependencies (cross build, from the ELF version needs): $shlibs"
-    fi
     if [ -z "$shlibs" ]; then
-      command -v dpkg-shlibdeps >/dev/null || die "dpkg-shlibdeps not found (apt-get install dpkg-dev), or set IMPRINT_SHLIBS_DEPENDS"
-      local sd=$work/shlibdeps
-      mkdir -p "$sd/debian/imprint/usr/bin"
-      printf 'Source: imprint\n\nPackage: imprint\nArchitecture: any\n' > "$sd/debian/control"
-      cp "$common/imprint" "$sd/debian/imprint/usr/bin/imprint"
-      shlibs=$(cd "$sd" && dpkg-shlibdeps -O -e debian/imprint/usr/bin/imprint 2>"$work/shlibdeps.log" | sed -n 's/^shlibs:Depends=//p') \
-        || { cat "$work/shlibdeps.log" >&2; die "dpkg-shlibdeps failed"; }
-      [ -n "$shlibs" ] || { cat "$work/shlibdeps.log" >&2; die "dpkg-shlibdeps found no library dependencies"; }
-      log "library dependencies: $shlibs"
+      # From the binary's own version needs, not the build host's symbols files (see
+      # elf-depends.sh): the package installs wherever the binary runs (Debian 11 and later).
+      shlibs=$(bash "$here/elf-depends.sh" "$common/imprint") || die "cannot compute the library dependencies of $binary; set IMPRINT_SHLIBS_DEPENDS"
+      log "library dependencies (from the ELF version needs): $shlibs"
     fi
     depends="$shlibs, $depends"
   fi
@@ -197,7 +196,8 @@ build_rpm() {
   command -v rpmbuild >/dev/null || die "rpmbuild not found (Debian: apt-get install rpm)"
   local top=$work/rpm
   mkdir -p "$top/BUILD" "$top/RPMS" "$top/SOURCES" "$top/SPECS" "$top/SRPMS" "$top/tmp"
-  cp "$common"/imprint "$common"/imprint.service "$common"/90-imprint.preset "$common"/sshd-keygen-imprint.conf "$common"/imprint.yaml \
+  cp "$common"/imprint "$common"/imprint.service "$common"/90-imprint.preset "$common"/sshd-keygen-imprint.conf \
+    "$common"/sshd-keygen-debian-imprint.conf "$common"/sshd-per-connection-imprint.conf "$common"/imprint-generator "$common"/imprint.yaml \
     "$common"/imprint.8.gz "$common"/copyright "$top/SOURCES/"
   [ -z "$node_license" ] || cp "$node_license" "$top/SOURCES/LICENSE.nodejs"
   stamp_tree "$top/SOURCES"
@@ -210,6 +210,7 @@ build_rpm() {
     --define "_topdir $top" \
     --define "_tmppath $top/tmp" \
     --define "imprint_version $version" \
+    --define "imprint_sshd_templates $SSHD_TEMPLATES" \
     --define "imprint_sources $top/SOURCES" \
     --define "imprint_node_license $([ -n "$node_license" ] && echo 1 || echo 0)" \
     --define "_buildhost reproducible" \

@@ -58,7 +58,6 @@ async function runTask(run: Run, task: Task, before: TaskReport[]): Promise<Task
       rec.report.status = 'planned';
       for (const line of await task.plan(ctx)) rec.action(line);
     } else {
-      void notifyStatus(`${task.phase} phase: ${task.name}`);
       const outcome = await task.run(ctx, rec);
       rec.report.status = outcome === 'skipped' ? 'skipped' : 'done';
       run.state.completed[task.name] = new Date().toISOString();
@@ -190,7 +189,6 @@ async function networkPhase(run: Run): Promise<void> {
     await runTasks(run, NETWORK_TASKS);
     return;
   }
-  void notifyStatus('network phase: asking the metadata service');
   const meta: MetadataReport = { source: null, instanceId: null, protocol: null, rejected: [], error: null };
   report.metadata = meta;
   let resolved: Resolution;
@@ -294,6 +292,8 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
     report.exitCode = 1;
     out.error('boot', `failed: ${report.tasks.filter((t) => t.status === 'failed').map((t) => t.task).join(', ')}; the rest is done, and what failed is retried at next boot`);
   }
+  // STATUS= only where it tells an operator something: with READY, while waiting on metadata
+  // (EXTEND_TIMEOUT_USEC), and here. main() waits for every notification before it exits.
   if (!opts.dryRun) void notifyStatus(report.status === 'ok' ? 'done' : `failed: ${report.tasks.filter((t) => t.status === 'failed').map((t) => t.task).join(', ')}`);
   return report;
 }

@@ -308,6 +308,8 @@ export class Emulator {
 export interface BootOptions {
   machine: string;
   consoleFile: string;
+  /** A guest with systemd >= 256 (Debian 13) refuses this host's hybrid cgroup hierarchy. */
+  unifiedCgroups?: boolean;
 }
 
 export class Container {
@@ -355,7 +357,8 @@ export class Container {
     ];
     const startedAt = performance.now();
     const startedMonoUs = Number(process.hrtime.bigint() / 1000n);
-    const child = spawn('systemd-nspawn', args, { env: childEnv({ SYSTEMD_LOG_COLOR: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = childEnv({ SYSTEMD_LOG_COLOR: '0', ...(opts.unifiedCgroups ? { SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' } : {}) });
+    const child = spawn('systemd-nspawn', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('could not start systemd-nspawn');
     trackedNspawn.add(child.pid);
     const c = new Container(bed, dir, child, child.pid, opts, startedAt);

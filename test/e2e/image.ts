@@ -180,6 +180,7 @@ export async function installAgent(dir: string, agent: AgentBuild): Promise<stri
   }
   const unitText = await readFile(agent.unit as string, 'utf8');
   await writeFile(join(dir, 'etc/systemd/system/imprint.service'), unitText, { mode: 0o644 });
+  notes.push(...(await installUnitExtras(dir)));
   for (const target of wantedBy(unitText)) {
     const wants = join(dir, 'etc/systemd/system', `${target}.wants`);
     await mkdir(wants, { recursive: true });
@@ -187,6 +188,30 @@ export async function installAgent(dir: string, agent: AgentBuild): Promise<stri
     notes.push(`enabled: /etc/systemd/system/${target}.wants/imprint.service`);
   }
   return notes;
+}
+
+/**
+ * What the packages ship beside the unit, for the builds without a package: the drop-ins that
+ * order sshd's per-connection and key-generating units after imprint (the template list is
+ * build-packages.sh's) and the generator of the newer hardening keys.
+ */
+async function installUnitExtras(dir: string): Promise<string[]> {
+  const units = join(REPO, 'units');
+  const templates = /^readonly SSHD_TEMPLATES="([^"]+)"/m.exec(await readFile(join(REPO, 'packaging/build-packages.sh'), 'utf8'))?.[1]?.split(' ') ?? [];
+  if (templates.length === 0) throw new Error('no SSHD_TEMPLATES in packaging/build-packages.sh');
+  const dropIns: [string, string][] = [
+    ...templates.map((t): [string, string] => [`${t}.service.d`, 'sshd@.service.d/imprint.conf']),
+    ['sshd-keygen.service.d', 'sshd-keygen.service.d/imprint.conf'],
+    ['sshd-keygen@.service.d', 'sshd-keygen@.service.d/imprint.conf'],
+  ];
+  for (const [to, from] of dropIns) {
+    await mkdir(join(dir, 'etc/systemd/system', to), { recursive: true });
+    await copyFile(join(units, from), join(dir, 'etc/systemd/system', to, 'imprint.conf'));
+  }
+  await mkdir(join(dir, 'etc/systemd/system-generators'), { recursive: true });
+  await copyFile(join(units, 'imprint-generator'), join(dir, 'etc/systemd/system-generators/imprint-generator'));
+  await chmod(join(dir, 'etc/systemd/system-generators/imprint-generator'), 0o755);
+  return [`drop-ins for ${dropIns.map(([d]) => d).join(' ')} and imprint-generator in /etc/systemd`];
 }
 
 export async function writeImprintConfig(dir: string, yaml: string): Promise<void> {

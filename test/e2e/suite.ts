@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { debianRootfsTarball } from '../support/debian-rootfs.js';
+import { debianRootfsTarball, type DebianSuite } from '../support/debian-rootfs.js';
 import { Container, Emulator, Testbed, type EmulatorOptions } from './harness.js';
 import {
   Workspace, bakeAuthorizedKey, copyTree, findAgent, hostKeyFingerprints, installAgent, installGuides, installLynis, unpack, writeImprintConfig,
@@ -38,10 +38,15 @@ export class Suite {
   private keyCount = 0;
   private treeCount = 0;
 
-  private constructor(readonly tarball: string, readonly ws: Workspace, readonly agent: AgentBuild) {}
+  private constructor(readonly tarball: string, readonly ws: Workspace, readonly agent: AgentBuild, readonly debian: DebianSuite) {}
 
-  /** null (with the reason on stderr) when this machine cannot run the e2e tests at all. */
-  static async create(): Promise<Suite> {
+  /** Debian 13's systemd 257 needs the unified cgroup hierarchy in nspawn on this host. */
+  get unifiedCgroups(): boolean {
+    return this.debian === 'trixie';
+  }
+
+  /** Throws (with the reason) when this machine cannot run the e2e tests at all. */
+  static async create(debian: DebianSuite = 'bookworm'): Promise<Suite> {
     installEmergencyCleanup();
     if (process.getuid?.() !== 0) throw new Error('the e2e tests need root (network namespaces, systemd-nspawn)');
     const missing: string[] = [];
@@ -49,12 +54,12 @@ export class Suite {
     if (missing.length > 0) throw new Error(`e2e: missing tools: ${missing.join(', ')} (apt-get install systemd-container iproute2 util-linux openssh-client sshpass)`);
     const agent = findAgent();
     if (!agent) throw new Error(`e2e: no agent build in dist/ (IMPRINT_E2E_AGENT=${process.env.IMPRINT_E2E_AGENT ?? 'auto'}), or units/imprint.service missing: run npm run build, build:binary or packaging/build-packages.sh`);
-    const tarball = await debianRootfsTarball();
-    if (!tarball) throw new Error('e2e: no Debian 12 rootfs (test/support/debian-rootfs.sh needs root and mmdebstrap)');
+    const tarball = await debianRootfsTarball(debian);
+    if (!tarball) throw new Error(`e2e: no Debian ${debian} rootfs (test/support/debian-rootfs.sh needs root and mmdebstrap)`);
     await reportLeftovers();
     const ws = await Workspace.create();
     process.stderr.write(`e2e: agent under test: ${agent.describe}\ne2e: rootfs ${tarball}, workspace ${ws.dir} (tmpfs)\n`);
-    return new Suite(tarball, ws, agent);
+    return new Suite(tarball, ws, agent, debian);
   }
 
   async newKey(label: string): Promise<Key> {
@@ -82,7 +87,8 @@ export class Suite {
     if (variant === 'imprint') {
       notes.push(...(await installAgent(dir, this.agent)));
       await writeImprintConfig(dir, IMPRINT_CONFIG);
-      notes.push(await installLynis(dir)); // issue 5: lynis.test.ts compares its findings with imprint audit
+      // issue 5: lynis.test.ts compares its findings with imprint audit (on Debian 12 only)
+      if (this.debian === 'bookworm') notes.push(await installLynis(dir));
     } else if (variant === 'floor') {
       if (!floorKey) throw new Error('the floor image needs its pre-baked key');
       await bakeAuthorizedKey(dir, floorKey.public);
@@ -126,22 +132,25 @@ async function reportLeftovers(): Promise<void> {
   for (const n of notes) process.stderr.write(`e2e: leftover: ${n}\n`);
 }
 
-let shared: Promise<Suite> | undefined;
+const shared = new Map<DebianSuite, Promise<Suite>>();
 
-/** One Suite per mocha run, shared by the e2e test files (the images are built once). */
-export function acquireSuite(): Promise<Suite> {
-  shared ??= Suite.create();
-  return shared;
+/** One Suite per Debian release per mocha run, shared by the e2e test files (the images are built once). */
+export function acquireSuite(debian: DebianSuite = 'bookworm'): Promise<Suite> {
+  let s = shared.get(debian);
+  if (!s) {
+    s = Suite.create(debian);
+    shared.set(debian, s);
+  }
+  return s;
 }
 
 /** Nothing to do per file: the root hook below removes the workspace after the last file. */
 export async function releaseSuite(): Promise<void> {}
 
 async function destroyShared(): Promise<void> {
-  if (!shared) return;
-  const s = shared;
-  shared = undefined;
-  await (await s.catch(() => null))?.destroy();
+  const all = [...shared.values()];
+  shared.clear();
+  for (const s of all) await (await s.catch(() => null))?.destroy();
 }
 
 // A root-level hook (registered when the first e2e file imports this module): runs once, after
@@ -186,6 +195,7 @@ export class Lab {
     const c = await Container.boot(bed, tree, {
       machine: `e2e${process.pid}-${this.name}-${n}`.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 60),
       consoleFile: this.suite().ws.path(`console-${this.name}-${n}-${label}.log`),
+      unifiedCgroups: this.suite().unifiedCgroups,
     });
     this.containers.push(c);
     return c;

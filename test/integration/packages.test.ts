@@ -76,6 +76,9 @@ async function exists(p: string): Promise<boolean> {
   return lstat(p).then(() => true, () => false);
 }
 
+/** Every per-connection sshd template that waits for imprint (units/sshd@.service.d/imprint.conf). */
+const PER_CONNECTION_TEMPLATES = ['sshd@', 'ssh@', 'sshd-generated@', 'sshd-unix-local@', 'sshd-unix-export@', 'sshd-vsock@', 'sshd-extra@'];
+
 const CHROOT_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' };
 
 /** dpkg inside the tree, as an image build does it; stdin is closed, so a prompt fails. */
@@ -106,7 +109,7 @@ describe('packages: .deb and .rpm', function () {
     process.stderr.write(`packages: built from ${real ? REAL_BINARY : 'a stand-in script (dist/imprint-linux-x64 not built)'}\n`);
     const first = (await ok('bash', [BUILD, '--fast', '--out', path.join(work, 'v1'), binary, V1])).trim().split('\n');
     [debV1, rpm] = first as [string, string];
-    // The library dependencies are the same for the second build: dpkg-shlibdeps once is enough.
+    // The library dependencies are the same for the second build: reading them once is enough.
     const depends = (await ok('dpkg-deb', ['-f', debV1, 'Depends'])).trim().split(', ');
     const shlibs = depends.filter((d) => !/^(openssh-client|passwd|mount)$/.test(d)).join(', ');
     const env = shlibs ? { IMPRINT_SHLIBS_DEPENDS: shlibs } : {};
@@ -132,6 +135,9 @@ describe('packages: .deb and .rpm', function () {
         '/lib/systemd/system/imprint.service': '-rw-r--r--',
         '/lib/systemd/system-preset/90-imprint.preset': '-rw-r--r--',
         '/lib/systemd/system/sshd-keygen@.service.d/imprint.conf': '-rw-r--r--',
+        '/lib/systemd/system/sshd-keygen.service.d/imprint.conf': '-rw-r--r--',
+        '/lib/systemd/system-generators/imprint-generator': '-rwxr-xr-x',
+        ...Object.fromEntries(PER_CONNECTION_TEMPLATES.map((t) => [`/lib/systemd/system/${t}.service.d/imprint.conf`, '-rw-r--r--'])),
         '/etc/imprint/imprint.yaml': '-rw-r--r--',
         '/usr/share/man/man8/imprint.8.gz': '-rw-r--r--',
         '/usr/share/doc/imprint/copyright': '-rw-r--r--',
@@ -159,7 +165,7 @@ describe('packages: .deb and .rpm', function () {
       assert.equal((await ok('dpkg-deb', ['-f', debV1, 'Package', 'Version', 'Architecture'])).trim(), `Package: imprint\nVersion: ${V1}\nArchitecture: amd64`);
       const depends = (await ok('dpkg-deb', ['-f', debV1, 'Depends'])).trim();
       for (const dep of ['openssh-client', 'passwd', 'mount']) assert.ok(depends.split(', ').includes(dep), depends);
-      if (real) assert.match(depends, /libc6 \(>= [\d.]+\)/, 'an ELF binary gets its library dependencies');
+      if (real) assert.match(depends, /libc6 \(>= 2\.(2[89]|3[01])\)/, 'an ELF binary gets its library dependencies, from what it needs: Debian 11 (glibc 2.31) has them');
     });
 
     it('passes lintian (errors and warnings), with the deliberate findings overridden', async function () {
@@ -288,6 +294,9 @@ describe('packages: .deb and .rpm', function () {
       assert.equal(files.get('/usr/lib/systemd/system/imprint.service'), '-rw-r--r-- root:root');
       assert.equal(files.get('/usr/lib/systemd/system-preset/90-imprint.preset'), '-rw-r--r-- root:root');
       assert.equal(files.get('/usr/lib/systemd/system/sshd-keygen@.service.d/imprint.conf'), '-rw-r--r-- root:root');
+      assert.equal(files.get('/usr/lib/systemd/system/sshd-keygen.service.d/imprint.conf'), '-rw-r--r-- root:root');
+      assert.equal(files.get('/usr/lib/systemd/system-generators/imprint-generator'), '-rwxr-xr-x root:root');
+      for (const t of PER_CONNECTION_TEMPLATES) assert.equal(files.get(`/usr/lib/systemd/system/${t}.service.d/imprint.conf`), '-rw-r--r-- root:root', t);
       assert.equal(files.get('/etc/imprint/imprint.yaml'), '-rw-r--r-- root:root cn');
       assert.equal(files.get('/usr/share/man/man8/imprint.8.gz'), '-rw-r--r-- root:root d');
       assert.equal(files.get('/usr/share/licenses/imprint/copyright'), '-rw-r--r-- root:root l');
@@ -332,7 +341,7 @@ describe('packages: .deb and .rpm', function () {
     it('is ordered before every way to log in, and can be turned off from the kernel command line', async () => {
       const text = await readFile(UNIT, 'utf8');
       const before = [...text.matchAll(/^Before=(.*)$/gm)].flatMap((m) => (m[1] as string).split(/\s+/));
-      for (const unit of ['ssh.service', 'ssh.socket', 'sshd.service', 'sshd.socket', 'sshd-keygen@rsa.service', 'sshd-keygen@ecdsa.service', 'sshd-keygen@ed25519.service', 'systemd-user-sessions.service']) {
+      for (const unit of ['ssh.service', 'ssh.socket', 'sshd.service', 'sshd.socket', 'sshd-keygen.service', 'sshd-keygen@rsa.service', 'sshd-keygen@ecdsa.service', 'sshd-keygen@ed25519.service', 'systemd-user-sessions.service']) {
         assert.ok(before.includes(unit), `Before=${unit}`);
       }
       assert.match(text, /^ConditionKernelCommandLine=!imprint=disabled$/m);

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Build (once) and cache a minimal Debian 12 (bookworm) root filesystem tarball
-# that tests and benchmarks unpack into a scratch directory.
+# Build (once) and cache a minimal Debian root filesystem tarball that tests and
+# benchmarks unpack into a scratch directory: the release matrix is Debian 11
+# (bullseye: OpenSSH 8.4, systemd 247), 12 (bookworm: OpenSSH 9.2, systemd 252)
+# and 13 (trixie: OpenSSH 10.0, systemd 257).
 #
-# Usage:   test/support/debian-rootfs.sh
+# Usage:   test/support/debian-rootfs.sh [bullseye|bookworm|trixie]   (default bookworm)
 # Output:  stdout gets exactly one line, the tarball's absolute path; progress
 #          goes to stderr. Exit 0 on success; 3 when this machine cannot build
 #          (not root, or mmdebstrap not installed) and nothing is cached;
 #          anything else is a failed build.
 #
 # Cache:   $IMPRINT_ROOTFS_CACHE (default /var/cache/imprint-test), outside the
-#          repo. The file is debian12-<hash>.tar where <hash> is a short sha256
-#          of the recipe: suite, mirrors, package list, every mmdebstrap option
+#          repo. The file is debian<N>-<hash>.tar (N = 11, 12, 13) where <hash> is a
+#          short sha256 of the recipe: suite, mirrors, package list, every mmdebstrap option
 #          and hook below, and RECIPE_VERSION. Change any of them and a new
 #          tarball is built; old ones are left alone (delete them by hand).
 #          A cache hit costs one stat and one sha256 of a few KiB (well < 1 s).
@@ -44,7 +46,13 @@
 set -euo pipefail
 
 readonly RECIPE_VERSION=1
-readonly SUITE=bookworm
+readonly SUITE=${1:-bookworm}
+case "$SUITE" in
+  bullseye) release=11 ;;
+  bookworm) release=12 ;;
+  trixie) release=13 ;;
+  *) printf 'debian-rootfs: unknown suite "%s" (bullseye, bookworm, trixie)\n' "$SUITE" >&2; exit 2 ;;
+esac
 readonly VARIANT=minbase
 readonly PACKAGES=(systemd systemd-sysv openssh-server sudo passwd iproute2 dbus)
 readonly IMAGE_PASSWORD=imagepass
@@ -117,7 +125,7 @@ sources=(
 
 hash=$(printf '%s\0' "recipe-version=$RECIPE_VERSION" "${recipe[@]}" "${sources[@]}" \
   | sha256sum | cut -c1-12)
-tarball="$cache_dir/debian12-$hash.tar"
+tarball="$cache_dir/debian$release-$hash.tar"
 
 if [[ -s "$tarball" ]]; then
   printf '%s\n' "$tarball"
@@ -136,14 +144,14 @@ fi
 mkdir -p "$cache_dir"
 
 # One builder at a time; whoever waited finds the finished file.
-exec 9>"$cache_dir/.debian12.lock"
+exec 9>"$cache_dir/.debian$release.lock"
 flock 9
 if [[ -s "$tarball" ]]; then
   printf '%s\n' "$tarball"
   exit 0
 fi
 
-tmp=$(mktemp "$cache_dir/.debian12-$hash.XXXXXX.tar")
+tmp=$(mktemp "$cache_dir/.debian$release-$hash.XXXXXX.tar")
 trap 'rm -f "$tmp"' EXIT
 
 log "building $tarball (suite $SUITE, packages: $pkgs_csv)"

@@ -1,6 +1,7 @@
-// A real Debian 12 root filesystem for integration tests and benchmarks.
+// A real Debian root filesystem for integration tests and benchmarks: the release matrix is
+// Debian 11 (bullseye), 12 (bookworm, the default) and 13 (trixie).
 //
-// debianRootfsTarball() runs test/support/debian-rootfs.sh, which builds the
+// debianRootfsTarball(suite) runs test/support/debian-rootfs.sh, which builds the
 // tarball once with mmdebstrap (~40 s, needs root and the Debian mirror) and
 // then answers from its cache (default /var/cache/imprint-test, override with
 // IMPRINT_ROOTFS_CACHE) in milliseconds. Call it from a `before` hook with a
@@ -68,28 +69,41 @@ function tail(text: string, lines = 40): string {
   return kept === "" ? "" : `\n--- stderr (last ${lines} lines) ---\n${kept}`;
 }
 
-let cached: Promise<string | null> | undefined;
+export type DebianSuite = 'bullseye' | 'bookworm' | 'trixie';
+
+/** The release matrix, oldest first, with what each ships (what the tests are about). */
+export const DEBIAN_RELEASES: readonly { suite: DebianSuite; release: number; openssh: string; systemd: number }[] = [
+  { suite: 'bullseye', release: 11, openssh: '8.4', systemd: 247 },
+  { suite: 'bookworm', release: 12, openssh: '9.2', systemd: 252 },
+  { suite: 'trixie', release: 13, openssh: '10.0', systemd: 257 },
+];
+
+const cached = new Map<DebianSuite, Promise<string | null>>();
 
 /**
- * Path of the cached Debian 12 rootfs tarball, building it first if needed.
+ * Path of the cached Debian rootfs tarball of a suite (default bookworm), building it first if needed.
  * Resolves to null (with the reason on stderr) when the tarball is not cached
  * and this machine cannot build it: mmdebstrap missing, or not root.
  * Rejects when a build was attempted and failed. Memoized per process.
  */
-export function debianRootfsTarball(): Promise<string | null> {
-  cached ??= locateOrBuild().catch((error: unknown) => {
-    cached = undefined; // let a later caller retry after a failure
-    throw error;
-  });
-  return cached;
+export function debianRootfsTarball(suite: DebianSuite = "bookworm"): Promise<string | null> {
+  let found = cached.get(suite);
+  if (found === undefined) {
+    found = locateOrBuild(suite).catch((error: unknown) => {
+      cached.delete(suite); // let a later caller retry after a failure
+      throw error;
+    });
+    cached.set(suite, found);
+  }
+  return found;
 }
 
-async function locateOrBuild(): Promise<string | null> {
-  // Building takes ~40 s on a warm mirror; leave room for a slow one.
-  const result = await run("/bin/bash", [SCRIPT], 20 * 60 * 1000);
+async function locateOrBuild(suite: DebianSuite): Promise<string | null> {
+  // Building takes ~40 s on a warm mirror and a quiet machine (10 min seen on a loaded one).
+  const result = await run("/bin/bash", [SCRIPT, suite], 20 * 60 * 1000);
   if (result.code === EXIT_CANNOT_BUILD) {
     const reason = result.stderr.trim().replace(/^debian-rootfs: /gm, "") || "mmdebstrap unavailable";
-    process.stderr.write(`debian-rootfs: no Debian 12 rootfs available, skipping: ${reason}\n`);
+    process.stderr.write(`debian-rootfs: no Debian ${suite} rootfs available, skipping: ${reason}\n`);
     return null;
   }
   if (result.code !== 0) {
