@@ -3,6 +3,7 @@ import { didYouMean, Validator } from './config/validator.js';
 
 export { didYouMean, levenshtein } from './config/validator.js';
 import type { HostKeyType } from './os/ssh-keygen.js';
+import { PLATFORM_NAMES, type PlatformName } from './metadata/platforms/names.js';
 
 // The optional YAML config (/etc/imprint/imprint.yaml). No file means safe defaults. Every
 // field is validated; any error is reported as file:line:col and nothing is changed.
@@ -31,6 +32,8 @@ export interface MetadataConfig {
   requestTimeoutMs: number;
   imdsv1: 'auto' | 'never';
   maxBodyBytes: number;
+  /** The platform whose dialect is spoken; auto: detected from local signals (DMI, labels). */
+  platform: 'auto' | PlatformName;
 }
 
 export interface AuthorizedKeysConfig {
@@ -73,7 +76,7 @@ export function defaultConfig(): Config {
     passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
     sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
     defaultUser: null,
-    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024 },
+    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024, platform: 'auto' },
     authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
     productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
   };
@@ -208,7 +211,7 @@ function scalarText(node: YamlNode | null | undefined): string | undefined {
 }
 
 function metadataSection(v: Validator, node: YamlNode | null, config: Config): void {
-  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body']);
+  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body', 'platform']);
   const m = config.metadata;
   const sources = v.strList(f.get('sources'), 'metadata.sources', (s) =>
     (METADATA_SOURCES as readonly string[]).includes(s) ? null : `must be one of ${METADATA_SOURCES.join(', ')}, not "${s}"${didYouMean(s, METADATA_SOURCES)}`);
@@ -223,6 +226,7 @@ function metadataSection(v: Validator, node: YamlNode | null, config: Config): v
     else m[field] = ms;
   }
   m.imdsv1 = v.choice(f.get('imdsv1'), 'metadata.imdsv1', ['auto', 'never'] as const, m.imdsv1);
+  m.platform = v.choice(f.get('platform'), 'metadata.platform', ['auto', ...PLATFORM_NAMES] as const, m.platform);
   const maxBody = f.get('max_body');
   if (maxBody !== undefined) {
     const bytes = parseSize(scalarText(maxBody) ?? '');

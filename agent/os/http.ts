@@ -27,13 +27,15 @@ export class TransientHttpError extends ImprintError {
 }
 
 const LINK_LOCAL_METADATA = new Set(['169.254.169.254', '[fd00:ec2::254]']);
+/** The other clouds' documented metadata addresses (Alibaba, Scaleway, Azure's wireserver, the IPv6 link-local form). */
+const PLATFORM_METADATA = /^(100\.100\.100\.200|169\.254\.42\.42|168\.63\.129\.16|169\.254\.169\.\d+|\[fe80::a9fe:a9fe(%25[^\]]*)?\])$/i;
 
 /**
  * Test guard: with IMPRINT_FORBID_METADATA_ADDRESS=1 (the test suites set it), a request to
  * the real metadata address from this machine's own network namespace is refused outright.
  */
 function guard(url: URL): void {
-  if (process.env.IMPRINT_FORBID_METADATA_ADDRESS === '1' && LINK_LOCAL_METADATA.has(url.hostname)) {
+  if (process.env.IMPRINT_FORBID_METADATA_ADDRESS === '1' && (LINK_LOCAL_METADATA.has(url.hostname) || PLATFORM_METADATA.test(url.hostname))) {
     throw new ImprintError(`refusing to contact ${url.hostname}: IMPRINT_FORBID_METADATA_ADDRESS is set (tests use a loopback endpoint)`, 'usage');
   }
 }
@@ -47,7 +49,7 @@ export class HttpClient {
     this.agent = new Agent({ connect: { timeout: 2_000 }, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
   }
 
-  async send(method: 'GET' | 'PUT', url: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpResponse> {
+  async send(method: 'GET' | 'PUT' | 'POST', url: string, headers: Record<string, string>, timeoutMs: number, payload?: string): Promise<HttpResponse> {
     const target = new URL(url);
     guard(target);
     timeoutMs = Math.max(1, Math.floor(timeoutMs));
@@ -55,6 +57,7 @@ export class HttpClient {
     try {
       const res = await request(target, {
         method, headers, signal, dispatcher: this.agent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+        ...(payload === undefined ? {} : { body: payload }),
       });
       const chunks: Buffer[] = [];
       let size = 0;
