@@ -34,6 +34,8 @@ export interface MetadataConfig {
   maxBodyBytes: number;
   /** The platform whose dialect is spoken; auto: detected from local signals (DMI, labels). */
   platform: 'auto' | PlatformName;
+  /** Users the platform names for keys (GCE user:key, Azure adminUsername): created, only if they exist, or never. */
+  platformUsers: 'create' | 'existing' | 'forbid';
 }
 
 export interface AuthorizedKeysConfig {
@@ -76,7 +78,7 @@ export function defaultConfig(): Config {
     passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
     sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
     defaultUser: null,
-    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024, platform: 'auto' },
+    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024, platform: 'auto', platformUsers: 'create' },
     authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
     productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
   };
@@ -98,7 +100,7 @@ export const RESERVED_SSHD_KEYWORDS = new Set([
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOST_KEY_TYPES: HostKeyType[] = ['ed25519', 'ecdsa', 'rsa'];
 
-const userName = (s: string): string | null => (USER_NAME.test(s) ? null : `"${s}" is not a valid user name (lower case letters, digits, _ and -, at most 32)`);
+export const userName = (s: string): string | null => (USER_NAME.test(s) ? null : `"${s}" is not a valid user name (lower case letters, digits, _ and -, at most 32)`);
 
 function hostKeysSection(v: Validator, node: YamlNode | null, config: Config): void {
   const f = v.fields(node, 'host_keys', ['enabled', 'types', 'rsa_bits', 'ecdsa_bits']);
@@ -211,7 +213,7 @@ function scalarText(node: YamlNode | null | undefined): string | undefined {
 }
 
 function metadataSection(v: Validator, node: YamlNode | null, config: Config): void {
-  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body', 'platform']);
+  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body', 'platform', 'platform_users']);
   const m = config.metadata;
   const sources = v.strList(f.get('sources'), 'metadata.sources', (s) =>
     (METADATA_SOURCES as readonly string[]).includes(s) ? null : `must be one of ${METADATA_SOURCES.join(', ')}, not "${s}"${didYouMean(s, METADATA_SOURCES)}`);
@@ -227,6 +229,7 @@ function metadataSection(v: Validator, node: YamlNode | null, config: Config): v
   }
   m.imdsv1 = v.choice(f.get('imdsv1'), 'metadata.imdsv1', ['auto', 'never'] as const, m.imdsv1);
   m.platform = v.choice(f.get('platform'), 'metadata.platform', ['auto', ...PLATFORM_NAMES] as const, m.platform);
+  m.platformUsers = v.choice(f.get('platform_users'), 'metadata.platform_users', ['create', 'existing', 'forbid'] as const, m.platformUsers);
   const maxBody = f.get('max_body');
   if (maxBody !== undefined) {
     const bytes = parseSize(scalarText(maxBody) ?? '');
