@@ -24,7 +24,7 @@ async function flavoured(http: PlatformHttp, path: string): Promise<string | nul
 
 /** When a google-ssh key expires, or null when it does not; throws on an unreadable expiry. */
 export function googleExpiry(keyText: string): Date | null {
-  const m = /\sgoogle-ssh\s+(\{.*\})\s*$/.exec(keyText);
+  const m = /\sgoogle-ssh\s+(\{.*)$/.exec(keyText);
   if (!m) return null;
   let doc: unknown;
   try {

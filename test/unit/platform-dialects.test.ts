@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { parseCli } from '../../agent/cli/args.js';
+import { ConfigError, parseConfig } from '../../agent/config.js';
+import { healthReport } from '../../agent/metadata/platforms/azure.js';
+import { parseContextSh } from '../../agent/metadata/platforms/context-sh.js';
+import { gceKeys } from '../../agent/metadata/platforms/gce.js';
+import type { InstanceMetadata } from '../../agent/metadata/types.js';
+import { HttpClient } from '../../agent/os/http.js';
+import { privateIpv4 } from '../../agent/os/dhcp-leases.js';
+import { keyOwners } from '../../agent/tasks/key-owners.js';
+
+const NOW = new Date('2026-06-01T00:00:00Z');
+
+describe('OpenNebula context.sh, read as data', () => {
+  it('reads single-quoted, multi-line and escaped values', () => {
+    const { vars, problems } = parseContextSh("# comment\nVMID='7'\nSSH_PUBLIC_KEY='a\nb'\nQ='it'\\''s'\nexport D=\"x \\\"y\\\"\"\nBARE=plain\n");
+    assert.deepEqual(Object.fromEntries(vars), { VMID: '7', SSH_PUBLIC_KEY: 'a\nb', Q: "it's", D: 'x "y"', BARE: 'plain' });
+    assert.deepEqual(problems, []);
+  });
+
+  it('refuses what would need the shell, and commands, each with its line', () => {
+    const { vars, problems } = parseContextSh('A="$(id)"\nB=`id`\nrm -rf /\nC=\'ok\' ; reboot\nD=x|y\n');
+    assert.deepEqual(Object.fromEntries(vars), { C: 'ok' });
+    assert.equal(problems.length, 5, problems.join('\n'));
+    assert.match(problems[0] as string, /^line 1: A: "\$" would need the shell/);
+    assert.match(problems[2] as string, /^line 3: not a variable assignment/);
+  });
+
+  it('stops at an unterminated quote without taking the rest as a value', () => {
+    const { vars, problems } = parseContextSh("A='1'\nB='never closed\nC='3'\n");
+    assert.equal(vars.get('A'), '1');
+    assert.equal(vars.has('B'), false);
+    assert.match(problems.join(), /B: unterminated quote/);
+  });
+
+  it('never throws, and a single-quoted value comes back exactly (property)', () => {
+    fc.assert(fc.property(fc.string(), (text) => { parseContextSh(text); }));
+    fc.assert(fc.property(fc.string(), (value) => {
+      const quoted = `'${value.replace(/'/g, "'\\''")}'`;
+      assert.equal(parseContextSh(`K=${quoted}\n`).vars.get('K'), value);
+    }));
+  });
+});
+
+describe('GCE ssh-keys', () => {
+  it('splits user:key lines, keeps each user, rejects malformed and expired lines one by one', () => {
+    const rejected: string[] = [];
+    const keys = gceKeys([
+      'alice:ssh-ed25519 AAAA alice@x',
+      'no user here',
+      'bob:ssh-rsa AAAA google-ssh {"userName":"bob@x","expireOn":"2026-01-01T00:00:00+0000"}',
+      'carol:ssh-rsa AAAA google-ssh {"userName":"carol@x","expireOn":"2027-01-01T00:00:00+0000"}',
+      'dave:ssh-rsa AAAA google-ssh {not json',
+      'erin:ssh-rsa AAAA google-ssh {"expireOn":"soon"}',
+      '',
+    ].join('\n'), 'instance ssh-keys', rejected, NOW);
+    assert.deepEqual(keys.map((k) => [k.user, k.origin]), [['alice', 'instance ssh-keys[0]'], ['carol', 'instance ssh-keys[3]']]);
+    assert.equal(rejected.length, 4, rejected.join('\n'));
+    assert.match(rejected[1] as string, /key for bob expired on 2026-01-01/);
+  });
+});
+
+describe('whose file a key goes into', () => {
+  const md = (keys: InstanceMetadata['keys'], defaultUser?: string): InstanceMetadata => ({
+    source: 'gce', instanceId: 'x', keys, productCodes: null, identityDocument: null, rejected: [], ...(defaultUser ? { defaultUser } : {}),
+  });
+  const config = (yaml: string) => parseConfig(yaml, 'test.yaml');
+
+  it('keys without a user go to the configured user; named keys to their own user only', () => {
+    const { owners } = keyOwners(md([{ origin: 'a', name: '', text: 'k1' }, { origin: 'b', name: '', text: 'k2', user: 'alice' }]), config('default_user:\n  name: debian\n'));
+    assert.deepEqual(owners.map((o) => [o.user, o.keys.map((k) => k.text), o.fromPlatform]), [['debian', ['k1'], false], ['alice', ['k2'], true]]);
+  });
+
+  it('refuses a platform user name that is not a valid login, and everything under forbid', () => {
+    const bad = keyOwners(md([{ origin: 'a', name: '', text: 'k', user: '../root' }]), config(''));
+    assert.deepEqual(bad.owners.map((o) => o.keys.length), [0]);
+    assert.match(bad.refused[0] as string, /not a valid user name/);
+    const forbid = keyOwners(md([{ origin: 'a', name: '', text: 'k', user: 'alice' }]), config('metadata:\n  platform_users: forbid\n'));
+    assert.equal(forbid.owners.length, 1);
+    assert.match(forbid.refused[0] as string, /platform_users is forbid/);
+  });
+
+  it('a pinned authorized_keys.user takes the platform default user\'s keys, not other users\'', () => {
+    const { owners } = keyOwners(md([{ origin: 'a', name: '', text: 'k1', user: 'azureuser' }, { origin: 'b', name: '', text: 'k2', user: 'bob' }], 'azureuser'), config('authorized_keys:\n  user: admin\n'));
+    assert.deepEqual(owners.map((o) => [o.user, o.keys.map((k) => k.text)]), [['admin', ['k1']], ['bob', ['k2']]]);
+  });
+});
+
+describe('platform settings', () => {
+  it('metadata.platform and platform_users are validated with the file position', () => {
+    assert.equal(parseConfig('metadata:\n  platform: gce\n', 'f').metadata.platform, 'gce');
+    assert.throws(() => parseConfig('metadata:\n  platform: gcp\n', 'f'), (err: ConfigError) => /^f:2:13: metadata.platform must be one of auto, ec2, .*not "gcp" \(did you mean "gce"\?\)/.test(err.problems[0] ?? ''));
+    assert.throws(() => parseConfig('metadata:\n  platform_users: maybe\n', 'f'), ConfigError);
+  });
+
+  it('--platform and --wireserver-url are checked', () => {
+    assert.equal(parseCli(['boot', '--platform', 'azure', '--wireserver-url', 'http://127.0.0.1:9/']).wireserverUrl, 'http://127.0.0.1:9');
+    assert.throws(() => parseCli(['boot', '--platform', 'aws']), /--platform takes one of ec2, .*not "aws"/);
+    assert.throws(() => parseCli(['boot', '--wireserver-url', 'ftp://x']), /--wireserver-url must be an http/);
+  });
+
+  it('the Azure health report carries the goal state\'s values and Ready', () => {
+    const xml = healthReport({ incarnation: '3', containerId: 'c-1', instanceId: 'r.x' });
+    assert.match(xml, /<GoalStateIncarnation>3<\/GoalStateIncarnation>[\s\S]*<ContainerId>c-1<\/ContainerId>[\s\S]*<InstanceId>r\.x<\/InstanceId>[\s\S]*<State>Ready<\/State>/);
+  });
+
+  it('only a private IPv4 literal is taken as CloudStack\'s virtual router', () => {
+    for (const ok of ['10.1.1.1', '172.16.0.1', '192.168.122.1']) assert.ok(privateIpv4(ok), ok);
+    for (const bad of ['127.0.0.1', '169.254.169.254', '8.8.8.8', '172.32.0.1', 'router.local', '010.1.1.1', '10.1.1.256']) assert.ok(!privateIpv4(bad), bad);
+  });
+});
+
+describe('the test guard covers every platform address', () => {
+  // The guard refuses before any socket is opened (IMPRINT_FORBID_METADATA_ADDRESS is set by test/support/guard.ts).
+  for (const url of ['http://100.100.100.200', 'http://169.254.42.42', 'http://168.63.129.16', 'http://169.254.169.254', 'http://169.254.169.123', 'http://[fd00:ec2::254]', 'http://[fe80::a9fe:a9fe]']) {
+    it(`refuses ${url}`, async () => {
+      const http = new HttpClient({ maxBodyBytes: 1024 });
+      try {
+        await assert.rejects(http.send('GET', `${url}/x`, {}, 1000), /refusing to contact/);
+      } finally {
+        await http.close();
+      }
+    });
+  }
+});
