@@ -36,6 +36,8 @@ export interface MetadataConfig {
   platform: 'auto' | PlatformName;
   /** Users the platform names for keys (GCE user:key, Azure adminUsername): created, only if they exist, or never. */
   platformUsers: 'create' | 'existing' | 'forbid';
+  /** Take the platform's host name where the image has none of its own. */
+  hostname: boolean;
 }
 
 export interface AuthorizedKeysConfig {
@@ -78,7 +80,7 @@ export function defaultConfig(): Config {
     passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
     sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
     defaultUser: null,
-    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024, platform: 'auto', platformUsers: 'create' },
+    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024, platform: 'auto', platformUsers: 'create', hostname: true },
     authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
     productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
   };
@@ -213,7 +215,7 @@ function scalarText(node: YamlNode | null | undefined): string | undefined {
 }
 
 function metadataSection(v: Validator, node: YamlNode | null, config: Config): void {
-  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body', 'platform', 'platform_users']);
+  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body', 'platform', 'platform_users', 'hostname']);
   const m = config.metadata;
   const sources = v.strList(f.get('sources'), 'metadata.sources', (s) =>
     (METADATA_SOURCES as readonly string[]).includes(s) ? null : `must be one of ${METADATA_SOURCES.join(', ')}, not "${s}"${didYouMean(s, METADATA_SOURCES)}`);
@@ -230,6 +232,7 @@ function metadataSection(v: Validator, node: YamlNode | null, config: Config): v
   m.imdsv1 = v.choice(f.get('imdsv1'), 'metadata.imdsv1', ['auto', 'never'] as const, m.imdsv1);
   m.platform = v.choice(f.get('platform'), 'metadata.platform', ['auto', ...PLATFORM_NAMES] as const, m.platform);
   m.platformUsers = v.choice(f.get('platform_users'), 'metadata.platform_users', ['create', 'existing', 'forbid'] as const, m.platformUsers);
+  m.hostname = v.bool(f.get('hostname'), 'metadata.hostname', m.hostname);
   const maxBody = f.get('max_body');
   if (maxBody !== undefined) {
     const bytes = parseSize(scalarText(maxBody) ?? '');

@@ -1,5 +1,6 @@
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { ImprintError } from './errors.js';
+import { isPlatformMetadataHost } from './metadata-addresses.js';
 
 // The agent's only way onto the network: one undici Agent with connect, header and body
 // deadlines and a response size bound, and bodies checked to be UTF-8. Nothing here retries:
@@ -27,15 +28,13 @@ export class TransientHttpError extends ImprintError {
 }
 
 const LINK_LOCAL_METADATA = new Set(['169.254.169.254', '[fd00:ec2::254]']);
-/** The other clouds' documented metadata addresses (Alibaba, Scaleway, Azure's wireserver, the IPv6 link-local form). */
-const PLATFORM_METADATA = /^(100\.100\.100\.200|169\.254\.42\.42|168\.63\.129\.16|169\.254\.169\.\d+|\[fe80::a9fe:a9fe(%25[^\]]*)?\])$/i;
 
 /**
  * Test guard: with IMPRINT_FORBID_METADATA_ADDRESS=1 (the test suites set it), a request to
  * the real metadata address from this machine's own network namespace is refused outright.
  */
 function guard(url: URL): void {
-  if (process.env.IMPRINT_FORBID_METADATA_ADDRESS === '1' && (LINK_LOCAL_METADATA.has(url.hostname) || PLATFORM_METADATA.test(url.hostname))) {
+  if (process.env.IMPRINT_FORBID_METADATA_ADDRESS === '1' && (LINK_LOCAL_METADATA.has(url.hostname) || isPlatformMetadataHost(url.hostname))) {
     throw new ImprintError(`refusing to contact ${url.hostname}: IMPRINT_FORBID_METADATA_ADDRESS is set (tests use a loopback endpoint)`, 'usage');
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
 import { ed25519Line } from '../../agent/metadata/emulator/keys.js';
@@ -133,8 +133,11 @@ describe('imprint boot --platform against each dialect of the emulator', functio
     it('gives the keys to adminUsername, sends Metadata: true, and reports Ready to the wireserver', async () => {
       const key = ed25519Line('azure@laptop');
       const e = await emulate('azure', { keys: [key], user: 'azureuser', hostname: 'vm-1', scenarios: ['flaky=2'] });
+      await unlink(path.join(root, 'etc/hostname')); // an image with no host name of its own
       const { code, report } = await boot('azure', e.url, '--wireserver-url', e.url);
       assert.equal(code, 0, failed(report));
+      assert.equal(await readFile(path.join(root, 'etc/hostname'), 'utf8'), 'vm-1\n');
+      assert.match(await readFile(path.join(root, 'etc/hosts'), 'utf8'), /^127\.0\.1\.1\tvm-1$/m);
       assert.ok((await keysOf('azureuser'))?.includes(key));
       assert.equal(await keysOf(DEMO_USER), null);
       assert.equal(e.readyReports.length, 1);
@@ -193,6 +196,8 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       const text = (await keysOf('oneadmin2')) ?? '';
       assert.ok(text.includes(k1) && text.includes(k2), text);
       await assert.rejects(stat(marker), 'nothing in context.sh was run');
+      assert.equal(await readFile(path.join(root, 'etc/hostname'), 'utf8'), 'demo-image\n', 'the image\'s own host name is kept');
+      assert.match(task(report, 'hostname')?.actions.join() ?? '', /the image chose its own host name \(demo-image\)/);
       assert.ok(report.metadata?.rejected.some((r) => /EVIL.*shell/.test(r)), JSON.stringify(report.metadata?.rejected));
       assert.ok(report.metadata?.rejected.some((r) => /not a variable assignment/.test(r)));
     });
