@@ -137,3 +137,15 @@ describe('host name from the platform', () => {
     assert.equal(hostsWith('127.0.0.1 localhost\n127.0.1.1 old\n10.0.0.1 db\n', name), '127.0.0.1 localhost\n127.0.1.1\tvm.example vm\n10.0.0.1 db\n');
   });
 });
+
+describe('units/imprint.service', () => {
+  it('IPAddressAllow= is localhost plus exactly the supported platforms\' documented addresses', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { PROVIDERS } = await import('../../agent/metadata/platforms/registry.js');
+    const unit = await readFile(new URL('../../units/imprint.service', import.meta.url), 'utf8');
+    const allowed = unit.split('\n').filter((l) => l.startsWith('IPAddressAllow=')).flatMap((l) => l.slice('IPAddressAllow='.length).split(/\s+/)).filter(Boolean);
+    const documented = new Set(Object.values(PROVIDERS).flatMap((p) => p.addresses));
+    assert.deepEqual(new Set(allowed), new Set(['localhost', ...documented]));
+    assert.equal(allowed.length, documented.size + 1, 'no address twice');
+  });
+});
