@@ -149,3 +149,12 @@ describe('units/imprint.service', () => {
     assert.equal(allowed.length, documented.size + 1, 'no address twice');
   });
 });
+
+describe('imprint help', () => {
+  it('lists every platform with how it is detected', async () => {
+    const { HELP } = await import('../../agent/cli/help.js');
+    const { PLATFORM_NAMES } = await import('../../agent/metadata/platforms/names.js');
+    const section = HELP.slice(HELP.indexOf('\nPlatforms'));
+    for (const name of PLATFORM_NAMES) assert.match(section, new RegExp(`^  ${name} +(DMI|a filesystem labelled)`, 'm'), name);
+  });
+});
