@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ed25519Line } from '../../agent/metadata/emulator/keys.js';
 import { startPlatformEmulator, type EmulatedPlatform, type PlatformEmulatorOptions, type RunningPlatformEmulator } from '../../agent/metadata/emulator/platforms.js';
 import { parseScenario } from '../../agent/metadata/emulator.js';
+import { emulateCommand } from '../../agent/commands/emulate.js';
 import { imprint } from '../support/cli.js';
 import { DEMO_USER, FAST_KEYS_CONFIG, removeScratch, scratchImage, writeConfig } from '../support/tree.js';
 
@@ -278,6 +279,55 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       assert.match(run.stderr, /platform oci \(DMI chassis_asset_tag "OracleCloud\.com"\)/);
       assert.deepEqual(report.metadata?.platform, { name: 'oci', why: 'platform oci (DMI chassis_asset_tag "OracleCloud.com")' });
       assert.ok((await keysOf(DEMO_USER))?.includes(key));
+    });
+  });
+
+  describe('imprint emulate --platform', () => {
+    async function runCommand(argv: string[], whileRunning?: (base: string) => Promise<void>): Promise<{ code: number; out: string; err: string }> {
+      let out = '';
+      let err = '';
+      const stop = new AbortController();
+      let listening: (url: string) => void = () => undefined;
+      const url = new Promise<string>((resolve) => { listening = resolve; });
+      const code = emulateCommand(argv, {
+        out: (t) => {
+          out += t;
+          const m = /^emulate: listening on (\S+)$/m.exec(out);
+          if (m) listening(m[1] as string);
+        },
+        err: (t) => { err += t; },
+        stop: stop.signal,
+      });
+      if (whileRunning) {
+        const base = await Promise.race([url, code.then(() => '')]);
+        try {
+          if (base) await whileRunning(base);
+        } finally {
+          stop.abort();
+        }
+      }
+      return { code: await code, out, err };
+    }
+
+    it('serves Azure and says when the wireserver receives the ready report', async () => {
+      const key = ed25519Line('cli@laptop');
+      const r = await runCommand(['--platform', 'azure', '--listen', '127.0.0.1:0', '--key', key, '--user', 'azureuser'], async (base) => {
+        const run = await imprint(['boot', '--root', root, '--platform', 'azure', '--metadata-url', base, '--wireserver-url', base, '--json']);
+        assert.equal(run.code, 0, run.stderr);
+      });
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^emulate: platform azure, instance \S+, 1 key\(s\)/m);
+      assert.match(r.out, /^emulate: wireserver received a ready report$/m);
+      assert.match(r.out, /^emulate: GET \/metadata\/instance\?api-version=\S+ 200 header=yes$/m);
+      assert.ok((await keysOf('azureuser'))?.includes(key));
+    });
+
+    it('refuses unknown platforms, EC2-only flags and token scenarios with exit status 2', async () => {
+      for (const argv of [['--platform', 'mars'], ['--platform', 'gce', '--scenario', 'imdsv2-only'], ['--platform', 'gce', '--product-code', 'abc'], ['--platform', 'gce', '--scenario', 'nope']]) {
+        const r = await runCommand(argv);
+        assert.equal(r.code, 2, argv.join(' '));
+        assert.match(r.err, /^imprint: /, argv.join(' '));
+      }
     });
   });
 });
