@@ -158,3 +158,39 @@ describe('imprint help', () => {
     for (const name of PLATFORM_NAMES) assert.match(section, new RegExp(`^  ${name} +(DMI|a filesystem labelled)`, 'm'), name);
   });
 });
+
+describe('CloudStack virtual router from the DHCP leases', () => {
+  let dir = '';
+  afterEach(async () => {
+    const { rm } = await import('node:fs/promises');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function leases(files: Record<string, string>) {
+    const { mkdtemp, mkdir, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { RootTree } = await import('../../agent/os/root.js');
+    const { dhcpServers } = await import('../../agent/os/dhcp-leases.js');
+    dir = await mkdtemp(path.join(tmpdir(), 'imprint-leases-'));
+    for (const [rel, text] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+      await writeFile(path.join(dir, rel), text);
+    }
+    return dhcpServers(new RootTree(dir));
+  }
+
+  it('reads systemd-networkd, NetworkManager and dhclient leases', async () => {
+    assert.deepEqual((await leases({ 'run/systemd/netif/leases/2': 'ADDRESS=10.1.1.20\nSERVER_ADDRESS=10.1.1.1\n' })).servers, ['10.1.1.1']);
+    assert.deepEqual((await leases({ 'var/lib/NetworkManager/internal-abc-eth0.lease': 'SERVER_ADDRESS=192.168.5.1\n' })).servers, ['192.168.5.1']);
+    assert.deepEqual((await leases({ 'var/lib/dhcp/dhclient.eth0.leases': 'lease {\n  option dhcp-server-identifier 172.16.0.1;\n}\n' })).servers, ['172.16.0.1']);
+  });
+
+  it('refuses a server that is not a private IPv4 literal, and reports several as they are', async () => {
+    const found = await leases({ 'run/systemd/netif/leases/2': 'SERVER_ADDRESS=169.254.169.254\n', 'run/systemd/netif/leases/3': 'SERVER_ADDRESS=8.8.8.8\n' });
+    assert.deepEqual(found.servers, []);
+    assert.deepEqual(found.refused.sort(), ['169.254.169.254', '8.8.8.8']);
+    const two = await leases({ 'run/systemd/netif/leases/2': 'SERVER_ADDRESS=10.0.0.1\n', 'run/systemd/netif/leases/3': 'SERVER_ADDRESS=10.0.1.1\n' });
+    assert.deepEqual(two.servers.sort(), ['10.0.0.1', '10.0.1.1']);
+  });
+});
