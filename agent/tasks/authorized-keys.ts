@@ -203,10 +203,19 @@ export const authorizedKeysTask: Task = {
   },
 };
 
+const FIRST_LOGIN_UID = 1000;
+
 /** A platform-named user that does not exist (metadata.platform_users: existing) is one skipped line, not a failed task. */
 async function decideOwner(ctx: TaskContext, owner: KeyOwner, skipped: string[]): Promise<Decision | null> {
   if (!owner.fromPlatform) return decide(ctx, owner);
   try {
+    // A platform may name any login; root and the system accounts (below the usual UID_MIN)
+    // get keys only when the config names them, never because metadata says so.
+    const account = await lookupUser(ctx.root, owner.user);
+    if (account.uid < FIRST_LOGIN_UID) {
+      skipped.push(`${owner.keys.length} key(s) for ${owner.user} skipped: a system account (uid ${account.uid}) gets keys only when authorized_keys.user names it`);
+      return null;
+    }
     return await decide(ctx, owner);
   } catch (err) {
     if (!(err instanceof ImprintError) || !/is not in \/etc\/passwd/.test(err.message)) throw err;

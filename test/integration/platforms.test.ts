@@ -81,7 +81,8 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       const alice = ed25519Line('alice@laptop');
       const expired = `${ed25519Line('').trim()} google-ssh {"userName":"dave@example.com","expireOn":"2020-01-01T00:00:00+0000"}`;
       const live = `${ed25519Line('').trim()} google-ssh {"userName":"erin@example.com","expireOn":"2999-01-01T00:00:00+0000"}`;
-      const e = await emulate('gce', { keys: [{ key: alice, user: 'alice' }, { key: expired, user: 'dave' }, { key: live, user: 'erin' }], projectKeys: [`carol:${ed25519Line('carol')}`], blockProjectKeys: true });
+      const rootKey = ed25519Line('root@attacker');
+      const e = await emulate('gce', { keys: [{ key: alice, user: 'alice' }, { key: expired, user: 'dave' }, { key: live, user: 'erin' }, { key: rootKey, user: 'root' }], projectKeys: [`carol:${ed25519Line('carol')}`], blockProjectKeys: true });
       const { code, report } = await boot('gce', e.url);
       assert.equal(code, 0, failed(report));
       assert.equal(await keysOf('carol'), null);
@@ -90,6 +91,8 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       assert.doesNotMatch(await passwd(), /^dave:/m, 'a user whose only key expired is not created');
       assert.ok(report.metadata?.rejected.some((r) => /key for dave expired on 2020-01-01/.test(r)), JSON.stringify(report.metadata?.rejected));
       assert.ok((await keysOf('erin'))?.includes(live.split(' ')[1] as string));
+      assert.ok(!((await keysOf('root')) ?? '').includes(rootKey), 'metadata cannot give root a key');
+      assert.ok(task(report, 'authorized-keys')?.warnings.some((w) => /for root skipped: a system account \(uid 0\)/.test(w)));
     });
 
     it('refuses an answer that lacks Metadata-Flavor: Google (not the metadata server)', async () => {
