@@ -200,7 +200,7 @@ async function networkPhase(run: Run): Promise<void> {
   try {
     const md = resolved.metadata;
     if (!md) {
-      opts.out.info('metadata', `no source answered (${opts.config.metadata.sources.join(', ')}); network tasks skipped`);
+      opts.out.info('metadata', `${resolved.platform ? `${resolved.platform} gave no metadata` : `no source answered (${opts.config.metadata.sources.join(', ')})`}; network tasks skipped`);
       for (const task of NETWORK_TASKS) report.tasks.push({ task: task.name, phase: 'network', status: 'skipped', actions: [], warnings: [], durationMs: 0, details: {} });
       return;
     }

@@ -153,6 +153,15 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       assert.ok(imds.length > 0 && imds.every((r) => r.header && r.path.includes('api-version=')), JSON.stringify(imds));
     });
 
+    it('an offline tree reports ready only to a wireserver named with --wireserver-url', async () => {
+      const e = await emulate('azure', { keys: [ed25519Line('azure@laptop')], user: 'azureuser' });
+      const { code, report } = await boot('azure', e.url);
+      assert.equal(code, 0, failed(report));
+      assert.match(task(report, 'report-ready')?.actions.join() ?? '', /not reported: an offline tree/);
+      assert.equal(e.readyReports.length, 0);
+      assert.ok(e.requests.every((r) => !r.path.startsWith('/machine')));
+    });
+
     it('with authorized_keys.user pinned, adminUsername\'s keys go to the pinned user', async () => {
       await writeConfig(root, `${USER_CONFIG}authorized_keys:\n  user: ${DEMO_USER}\n`);
       const key = ed25519Line('azure@laptop');
@@ -266,6 +275,7 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       const report = JSON.parse(run.stdout) as Report;
       assert.equal(run.code, 0);
       assert.match(run.stderr, /scaleway: skipped for an offline tree/);
+      assert.match(run.stderr, /scaleway gave no metadata; network tasks skipped/);
       assert.equal(report.tasks.find((t) => t.task === 'authorized-keys')?.status, 'skipped');
     });
   });

@@ -80,7 +80,10 @@ export const azure: Provider = {
     return instance('azure', id, keys, rejected, {
       ...(hostname ? { hostname } : {}),
       ...(admin ? { defaultUser: admin } : {}),
-      reportReady: () => reportReady(http, ctx.wireserverUrl),
+      // An offline tree is not the VM this machine runs on: only a named wireserver hears from it.
+      reportReady: () => (ctx.wireserverUrl === null
+        ? Promise.resolve('not reported: an offline tree (give --wireserver-url to report to a wireserver)')
+        : reportReady(http, ctx.wireserverUrl)),
     });
   }),
 };

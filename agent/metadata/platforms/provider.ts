@@ -17,8 +17,8 @@ export interface PlatformContext {
   url: string;
   /** An explicit service was named, so an offline tree (--root) may use it. */
   explicitUrl: boolean;
-  /** Azure's wireserver (--wireserver-url), else its documented address. */
-  wireserverUrl: string;
+  /** Azure's wireserver (--wireserver-url), else its documented address on a booted system; null for an offline tree. */
+  wireserverUrl: string | null;
   productCodes: boolean;
   deadline: Deadline;
   hooks: Hooks;

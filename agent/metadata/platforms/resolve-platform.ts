@@ -59,7 +59,7 @@ export async function resolvePlatform(opts: PlatformResolveOptions): Promise<Pla
   const url = opts.explicitUrl || own === undefined ? opts.config.url : urlFor(own);
   const read = await provider.read({
     root: opts.root, config: opts.config, url, explicitUrl: opts.explicitUrl,
-    wireserverUrl: opts.wireserverUrl ?? urlFor(WIRESERVER),
+    wireserverUrl: opts.wireserverUrl ?? (opts.root.isLive ? urlFor(WIRESERVER) : null),
     productCodes: opts.productCodes ?? true, deadline: new Deadline(opts.config.deadlineMs), hooks: opts.hooks ?? {}, note: opts.note,
   });
   return { ...read, platform: chosen.platform, why: chosen.why };
