@@ -234,11 +234,13 @@ describe('imprint boot --platform against each dialect of the emulator', functio
     it('akamai: a key for another user goes to that user only', async () => {
       const mine = ed25519Line('mine');
       const theirs = ed25519Line('theirs');
-      const e = await emulate('akamai', { keys: [{ key: mine, user: DEMO_USER }, { key: theirs, user: 'ops' }] });
+      const launch = ed25519Line('launch');
+      const e = await emulate('akamai', { keys: [{ key: mine, user: DEMO_USER }, { key: theirs, user: 'ops' }, { key: launch, user: 'root' }] });
       const { code, report } = await boot('akamai', e.url);
       assert.equal(code, 0, failed(report));
       const own = (await keysOf(DEMO_USER)) ?? '';
       assert.ok(own.includes(mine) && !own.includes(theirs));
+      assert.ok(own.includes(launch), 'the keys Akamai lists for root are the launch keys, for the configured login');
       assert.ok((await keysOf('ops'))?.includes(theirs));
     });
 

@@ -21,7 +21,9 @@ export const akamai: Provider = {
     const rejected: string[] = [];
     const keys: LaunchKey[] = [];
     const users = (sshKeys?.users ?? {}) as Record<string, unknown>;
-    for (const [user, list] of Object.entries(users)) keys.push(...keyList(list, `users.${user}`, rejected, user));
+    // "root" is where Akamai lists the launch keys chosen at creation: they are the login's
+    // (authorized_keys.user, default_user, else root), as on any other platform.
+    for (const [user, list] of Object.entries(users)) keys.push(...keyList(list, `users.${user}`, rejected, user === 'root' ? undefined : user));
     const hostname = optionalText(doc.label);
     return instance('akamai', idText(doc.id), keys, rejected, hostname ? { hostname } : {});
   }),
