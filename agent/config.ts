@@ -3,6 +3,7 @@ import { didYouMean, Validator } from './config/validator.js';
 
 export { didYouMean, levenshtein } from './config/validator.js';
 import type { HostKeyType } from './os/ssh-keygen.js';
+import { PLATFORM_NAMES, type PlatformName } from './metadata/platforms/names.js';
 
 // The optional YAML config (/etc/imprint/imprint.yaml). No file means safe defaults. Every
 // field is validated; any error is reported as file:line:col and nothing is changed.
@@ -31,6 +32,12 @@ export interface MetadataConfig {
   requestTimeoutMs: number;
   imdsv1: 'auto' | 'never';
   maxBodyBytes: number;
+  /** The platform whose dialect is spoken; auto: detected from local signals (DMI, labels). */
+  platform: 'auto' | PlatformName;
+  /** Users the platform names for keys (GCE user:key, Azure adminUsername): created, only if they exist, or never. */
+  platformUsers: 'create' | 'existing' | 'forbid';
+  /** Take the platform's host name where the image has none of its own. */
+  hostname: boolean;
 }
 
 export interface AuthorizedKeysConfig {
@@ -73,7 +80,7 @@ export function defaultConfig(): Config {
     passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
     sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
     defaultUser: null,
-    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024 },
+    metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024, platform: 'auto', platformUsers: 'create', hostname: true },
     authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
     productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
   };
@@ -95,7 +102,7 @@ export const RESERVED_SSHD_KEYWORDS = new Set([
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOST_KEY_TYPES: HostKeyType[] = ['ed25519', 'ecdsa', 'rsa'];
 
-const userName = (s: string): string | null => (USER_NAME.test(s) ? null : `"${s}" is not a valid user name (lower case letters, digits, _ and -, at most 32)`);
+export const userName = (s: string): string | null => (USER_NAME.test(s) ? null : `"${s}" is not a valid user name (lower case letters, digits, _ and -, at most 32)`);
 
 function hostKeysSection(v: Validator, node: YamlNode | null, config: Config): void {
   const f = v.fields(node, 'host_keys', ['enabled', 'types', 'rsa_bits', 'ecdsa_bits']);
@@ -208,7 +215,7 @@ function scalarText(node: YamlNode | null | undefined): string | undefined {
 }
 
 function metadataSection(v: Validator, node: YamlNode | null, config: Config): void {
-  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body']);
+  const f = v.fields(node, 'metadata', ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body', 'platform', 'platform_users', 'hostname']);
   const m = config.metadata;
   const sources = v.strList(f.get('sources'), 'metadata.sources', (s) =>
     (METADATA_SOURCES as readonly string[]).includes(s) ? null : `must be one of ${METADATA_SOURCES.join(', ')}, not "${s}"${didYouMean(s, METADATA_SOURCES)}`);
@@ -223,6 +230,9 @@ function metadataSection(v: Validator, node: YamlNode | null, config: Config): v
     else m[field] = ms;
   }
   m.imdsv1 = v.choice(f.get('imdsv1'), 'metadata.imdsv1', ['auto', 'never'] as const, m.imdsv1);
+  m.platform = v.choice(f.get('platform'), 'metadata.platform', ['auto', ...PLATFORM_NAMES] as const, m.platform);
+  m.platformUsers = v.choice(f.get('platform_users'), 'metadata.platform_users', ['create', 'existing', 'forbid'] as const, m.platformUsers);
+  m.hostname = v.bool(f.get('hostname'), 'metadata.hostname', m.hostname);
   const maxBody = f.get('max_body');
   if (maxBody !== undefined) {
     const bytes = parseSize(scalarText(maxBody) ?? '');

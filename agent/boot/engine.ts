@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import { delay } from '../metadata/deadline.js';
+import type { PlatformName } from '../metadata/platforms/names.js';
 import type { Console } from '../os/console.js';
 import { errorMessage } from '../os/errors.js';
 import { cloudInitState, kernelCommandLine } from '../os/boot-environment.js';
@@ -19,6 +20,10 @@ export interface BootOptions {
   instanceId?: string;
   /** The metadata endpoint was named explicitly (so an offline tree may use it). */
   explicitMetadataUrl?: boolean;
+  /** --platform: the platform is named, not detected. */
+  platform?: PlatformName;
+  /** --wireserver-url (Azure's ready report). */
+  wireserverUrl?: string;
   out: Console;
 }
 
@@ -102,7 +107,7 @@ async function runTasks(run: Run, tasks: readonly Task[]): Promise<void> {
 }
 
 /** Asks the metadata sources who this instance is, then runs the network tasks. */
-type Resolution = Awaited<ReturnType<typeof import('../metadata/resolve.js').resolveMetadata>>;
+type Resolution = Awaited<ReturnType<typeof import('../metadata/platforms/resolve-platform.js').resolvePlatform>>;
 
 function networkTasksWanted(opts: BootOptions): Task[] {
   return NETWORK_TASKS.filter((t) => t.disabledBecause(opts.config) === null);
@@ -112,10 +117,11 @@ function networkTasksWanted(opts: BootOptions): Task[] {
 function startResolution(opts: BootOptions): Promise<Resolution> {
   const asked = (async () => {
     // Loaded on demand: the HTTP stack is most of the bundle's start-up cost.
-    const { resolveMetadata } = await import('../metadata/resolve.js');
+    const { resolvePlatform } = await import('../metadata/platforms/resolve-platform.js');
     let lastSaid = 0;
-    return resolveMetadata({
+    return resolvePlatform({
       root: opts.root, config: opts.config.metadata, explicitUrl: opts.explicitMetadataUrl ?? false,
+      ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.wireserverUrl ? { wireserverUrl: opts.wireserverUrl } : {}),
       productCodes: opts.config.productCodes.expected.length > 0,
       note: (line) => opts.out.info('metadata', line),
       hooks: {
@@ -189,7 +195,7 @@ async function networkPhase(run: Run): Promise<void> {
     await runTasks(run, NETWORK_TASKS);
     return;
   }
-  const meta: MetadataReport = { source: null, instanceId: null, protocol: null, rejected: [], error: null };
+  const meta: MetadataReport = { source: null, instanceId: null, protocol: null, rejected: [], error: null, platform: null };
   report.metadata = meta;
   let resolved: Resolution;
   try {
@@ -210,11 +216,11 @@ async function networkPhase(run: Run): Promise<void> {
   try {
     const md = resolved.metadata;
     if (!md) {
-      opts.out.info('metadata', `no source answered (${opts.config.metadata.sources.join(', ')}); network tasks skipped`);
+      opts.out.info('metadata', `${resolved.platform ? `${resolved.platform} gave no metadata` : `no source answered (${opts.config.metadata.sources.join(', ')})`}; network tasks skipped`);
       for (const task of NETWORK_TASKS) report.tasks.push({ task: task.name, phase: 'network', status: 'skipped', actions: [], warnings: [], durationMs: 0, details: {} });
       return;
     }
-    Object.assign(meta, { source: md.source, instanceId: md.instanceId, protocol: resolved.protocol ?? null, rejected: md.rejected });
+    Object.assign(meta, { source: md.source, instanceId: md.instanceId, protocol: resolved.protocol ?? null, rejected: md.rejected, platform: { name: resolved.platform, why: resolved.why } });
     opts.out.info('metadata', `${md.source}${resolved.protocol ? ` (${resolved.protocol})` : ''}: instance ${md.instanceId}, ${md.keys.length} key(s)${md.productCodes ? `, product codes ${md.productCodes.join(',') || 'none'}` : ''}`);
     for (const r of md.rejected) opts.out.warn('metadata', `rejected ${r}`);
     ctx.facts.metadata = md;

@@ -4,6 +4,9 @@ import { passwordsTask } from '../tasks/passwords.js';
 import { sshdConfigTask } from '../tasks/sshd-config.js';
 import { authorizedKeysTask } from '../tasks/authorized-keys.js';
 import { productCodesTask } from '../tasks/product-codes.js';
+import { platformUsersTask } from '../tasks/platform-users.js';
+import { reportReadyTask } from '../tasks/report-ready.js';
+import { hostnameTask } from '../tasks/hostname.js';
 import type { Task } from './task.js';
 
 /**
@@ -14,4 +17,4 @@ import type { Task } from './task.js';
 export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defaultUserTask, passwordsTask, hostKeysLateTask];
 
 /** The network phase: everything that needs what the metadata source said. */
-export const NETWORK_TASKS: readonly Task[] = [authorizedKeysTask, productCodesTask];
+export const NETWORK_TASKS: readonly Task[] = [platformUsersTask, authorizedKeysTask, productCodesTask, hostnameTask, reportReadyTask];

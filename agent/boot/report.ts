@@ -21,6 +21,8 @@ export interface MetadataReport {
   protocol: string | null;
   rejected: string[];
   error: string | null;
+  /** The platform spoken to (null: the configured sources in order) and how it was chosen. */
+  platform: { name: string | null; why: string } | null;
 }
 
 export interface BootReport {

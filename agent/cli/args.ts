@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { flagError } from './flag-error.js';
 import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
+import { isPlatformName, PLATFORM_NAMES, type PlatformName } from '../metadata/platforms/names.js';
 
 export const COMMANDS = ['boot', 'verify-product', 'demo', 'version', 'help'] as const;
 /** Commands that parse their own arguments (dispatched before parseCli). */
@@ -18,6 +19,10 @@ export interface CliArgs {
   instanceId?: string;
   metadataUrl?: string;
   metadataDeadlineMs?: number;
+  /** --platform: skip detection. */
+  platform?: PlatformName;
+  /** --wireserver-url: Azure's wireserver (tests point it at the emulator). */
+  wireserverUrl?: string;
   keep: boolean;
 }
 
@@ -30,6 +35,8 @@ const OPTIONS = {
   'instance-id': { type: 'string' },
   'metadata-url': { type: 'string' },
   'metadata-deadline': { type: 'string' },
+  platform: { type: 'string' },
+  'wireserver-url': { type: 'string' },
   keep: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -60,8 +67,17 @@ export function parseCli(argv: string[]): CliArgs {
   if (deadline === null || (deadline !== undefined && (deadline < 1 || deadline > 3_600_000))) {
     throw new ImprintError('--metadata-deadline takes a duration such as 120s, 500ms or 2m (at most 1h)', 'usage');
   }
+  const platform = values.platform;
+  if (platform !== undefined && !isPlatformName(platform)) {
+    throw new ImprintError(`--platform takes one of ${PLATFORM_NAMES.join(', ')}, not "${platform}"${didYouMean(platform, PLATFORM_NAMES)}`, 'usage');
+  }
+  const wireserver = values['wireserver-url'];
+  const wireProblem = wireserver === undefined ? null : metadataUrlProblem(wireserver);
+  if (wireProblem) throw new ImprintError(`--wireserver-url ${wireProblem}`, 'usage');
   return {
     command,
+    ...(platform === undefined ? {} : { platform }),
+    ...(wireserver === undefined ? {} : { wireserverUrl: wireserver.replace(/\/$/, '') }),
     ...(url === undefined ? {} : { metadataUrl: url.replace(/\/$/, '') }),
     ...(deadline === undefined ? {} : { metadataDeadlineMs: deadline }),
     root: values.root ?? '/',

@@ -4,7 +4,8 @@ export const HELP = `imprint ${VERSION} — first-boot guest agent for Linux clo
 
 Usage:
   imprint boot [--root DIR] [--config FILE] [--dry-run] [--json] [--verbose] [--instance-id ID]
-               [--metadata-url URL] [--metadata-deadline DURATION]
+               [--metadata-url URL] [--metadata-deadline DURATION] [--platform NAME]
+               [--wireserver-url URL]
   imprint verify-product [--root DIR] [--config FILE] [--metadata-url URL] [--json]
   imprint seal [--root DIR] [--operations LIST] [--dry-run] [--json] [--yes]    (see imprint seal --help)
   imprint audit [--root DIR] [--json] [--junit FILE] [--fail-on SEVERITY]        (see imprint audit --help)
@@ -55,6 +56,9 @@ Options:
                      an offline tree is not the instance this machine runs on.
   --metadata-deadline DURATION
                      How long the network phase may wait for metadata (default 120s).
+  --platform NAME    Speak this platform's dialect; skip detection (see Platforms).
+  --wireserver-url URL
+                     Azure's wireserver, for the ready report (default http://168.63.129.16).
   --keep             (demo) Keep the demo tree instead of removing it.
   -h, --help         Print this help.
 
@@ -73,12 +77,42 @@ Config (YAML, every key optional; unknown keys are errors):
                 sudo ("ALL=(ALL) NOPASSWD:ALL", or false)
   metadata:     sources ([nocloud, config-drive, ec2]), url (http://169.254.169.254, or
                 http://[fd00:ec2::254]), deadline (120s), request_timeout (2s),
-                imdsv1 (auto: only when the service has no IMDSv2; never), max_body (64KiB)
+                imdsv1 (auto: only when the service has no IMDSv2; never), max_body (64KiB),
+                platform (auto, or a name below), platform_users (create | existing | forbid:
+                users the platform names for keys), hostname (true: the platform's host name
+                where the image has none of its own)
   authorized_keys: enabled (true), user (auto: default_user, else root),
                 allow_options (false: options such as command= in metadata keys are dropped)
   product_codes: expected ([] = no check), source (metadata | identity-document),
                 on_mismatch (warn | fail | stop-units), units ([]), certificate (the pinned
                 region certificate, PEM, required with identity-document)
+
+Platforms (detected before any network use from local signals; one is chosen and said on the
+console with the evidence, and only its addresses are contacted, as IP literals):
+  ec2           DMI sys_vendor/bios_vendor "Amazon EC2", product_uuid or /sys/hypervisor/uuid
+                "ec2...", sys_vendor "3DS Outscale"; 169.254.169.254, fd00:ec2::254
+  openstack     DMI product_name "OpenStack Nova"/"OpenStack Compute", sys_vendor "OpenStack
+                Foundation", chassis_asset_tag of OpenStack clouds; openstack/latest/meta_data.json
+  gce           DMI sys_vendor "Google", product_name "Google Compute Engine", product_serial
+                "GoogleCloud-..."; Metadata-Flavor: Google; keys for their user:
+  azure         DMI chassis_asset_tag "7783-7084-3265-9085-8269-3286-77"; IMDS (Metadata: true),
+                keys for adminUsername, ready report to the wireserver 168.63.129.16
+  oci           DMI chassis_asset_tag "OracleCloud.com"; /opc/v2 (Authorization: Bearer Oracle)
+  digitalocean  DMI sys_vendor "DigitalOcean"; /metadata/v1.json
+  hetzner       DMI sys_vendor "Hetzner"; /hetzner/v1/metadata
+  scaleway      DMI sys_vendor "Scaleway" or "scaleway" on the kernel command line; 169.254.42.42
+  vultr         DMI sys_vendor "Vultr"; /v1.json
+  akamai        DMI sys_vendor "Linode" or "Akamai"; token, /v1/instance, /v1/ssh-keys (per user)
+  exoscale      DMI product_name "Exoscale..."; /latest/meta-data/
+  cloudstack    DMI product_name "CloudStack..."; the virtual router (the lease's DHCP server)
+  alibaba       DMI product_name "Alibaba Cloud ECS", sys_vendor "Alibaba Cloud"; token;
+                100.100.100.200
+  opennebula    a filesystem labelled CONTEXT, or /var/lib/imprint/seed/opennebula/context.sh;
+                SSH_PUBLIC_KEY for USERNAME, SET_HOSTNAME (read as data, never run)
+  nocloud       a filesystem labelled cidata, or ds=nocloud on the kernel command line
+  config-drive  a filesystem labelled config-2
+  imprint.platform=NAME on the kernel command line names it; a seed filesystem outranks DMI;
+  when nothing matches or signals disagree, the sources are tried in order (EC2 last).
 
 Kernel command line: imprint=disabled makes boot do nothing (exit 0).
 

@@ -21,5 +21,8 @@ export async function bootCommand(args: CliArgs, out: Console): Promise<BootRepo
   if (args.metadataDeadlineMs) config.metadata.deadlineMs = args.metadataDeadlineMs;
   if (!args.dryRun && process.getuid?.() !== 0) throw new ImprintError('boot changes host keys and /etc/shadow: run it as root (or use --dry-run)', 'usage');
   out.detail('config', config.source ?? 'built-in defaults');
-  return runBoot({ root, config, dryRun: args.dryRun, out, explicitMetadataUrl, ...(args.instanceId ? { instanceId: args.instanceId } : {}) });
+  return runBoot({
+    root, config, dryRun: args.dryRun, out, explicitMetadataUrl, ...(args.instanceId ? { instanceId: args.instanceId } : {}),
+    ...(args.platform ? { platform: args.platform } : {}), ...(args.wireserverUrl ? { wireserverUrl: args.wireserverUrl } : {}),
+  });
 }

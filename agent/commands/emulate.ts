@@ -6,6 +6,7 @@ import { parseEmulatorFile, type EmulatorFile } from '../metadata/emulator/confi
 import { behaviour, scenarioHelp } from '../metadata/emulator/scenarios.js';
 import { parseScenario, ScenarioError, scenarioLabel, startEmulator, type EmulatorOptions, type Scenario } from '../metadata/emulator.js';
 import { ImprintError, errorMessage } from '../os/errors.js';
+import { EMULATED_PLATFORMS, isEmulatedPlatform, startPlatformEmulator } from '../metadata/emulator/platforms.js';
 
 // `imprint emulate`: flags and YAML → startEmulator, then serve until SIGINT/SIGTERM.
 
@@ -40,6 +41,13 @@ Options:
   --identity-cert CERT.pem   (both needed; without them rsa2048 and pkcs7 answer 404).
   --identity-embed-cert    Put the signer certificate into the PKCS#7 (AWS does not).
   --scenario NAME[=ARG]    A fault scenario, repeatable (see below).
+  --platform NAME          Speak another cloud's dialect instead of EC2's: ${EMULATED_PLATFORMS.join(', ')}.
+                           Requests without the header that cloud requires are refused; for
+                           azure the same address is also the wireserver and prints each ready
+                           report it receives. The token scenarios apply to EC2 only.
+  --user NAME              (--platform) The login the keys are for: GCE's key user, Azure's
+                           adminUsername, Akamai's user (default cloud-user).
+  --hostname NAME          (--platform) The host name served.
   -h, --help               Print this help.
 
 Scenarios:
@@ -72,6 +80,9 @@ const OPTIONS = {
   'identity-cert': { type: 'string' },
   'identity-embed-cert': { type: 'boolean' },
   scenario: { type: 'string', multiple: true },
+  platform: { type: 'string' },
+  user: { type: 'string' },
+  hostname: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -171,7 +182,50 @@ function untilStopped(stop: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/** `--platform NAME`: another cloud's dialect (agent/metadata/emulator/platforms.ts). */
+async function emulatePlatform(argv: string[], io: EmulateIo): Promise<number | null> {
+  let v;
+  try {
+    v = parseFlags(argv);
+  } catch {
+    return null; // emulatorOptions reports it
+  }
+  if (v.platform === undefined || v.platform === 'ec2' || v.help) return null;
+  const platform = v.platform;
+  try {
+    if (!isEmulatedPlatform(platform)) throw new UsageError(`emulate: --platform takes ec2 or one of ${EMULATED_PLATFORMS.join(', ')}, not "${platform}"`);
+    for (const flag of ['config', 'product-code', 'identity-key', 'identity-cert', 'identity-embed-cert', 'region', 'account-id', 'image-id', 'instance-type'] as const) {
+      if (v[flag] !== undefined) throw new UsageError(`emulate: --${flag} is EC2's and does not apply to --platform ${platform}`);
+    }
+    const scenarios = (v.scenario ?? []).map(parseScenario);
+    const emulator = await startPlatformEmulator({
+      platform, scenarios, listen: parseListen(v.listen ?? '127.0.0.1:1338'), log: (line) => io.out(`${line}\n`),
+      ...(v['instance-id'] ? { instanceId: v['instance-id'] } : {}), ...(v.key ? { keys: v.key } : {}),
+      ...(v.user ? { user: v.user } : {}), ...(v.hostname ? { hostname: v.hostname } : {}),
+      onReady: () => io.out('emulate: wireserver received a ready report\n'),
+    });
+    io.out(`emulate: listening on ${emulator.url}\n`);
+    io.out(`emulate: platform ${platform}, instance ${emulator.instanceId}, ${v.key?.length ?? 0} key(s), scenarios: ${scenarios.map(scenarioLabel).join(', ') || 'none'}\n`);
+    await untilStopped(io.stop);
+    await emulator.close();
+    io.out('emulate: stopped\n');
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ScenarioError) {
+      io.err(`imprint: ${err.message}\nimprint: see "imprint emulate --help"\n`);
+      return 2;
+    }
+    if (err instanceof ImprintError) {
+      io.err(`imprint: error: emulate: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
 export async function emulateCommand(argv: string[], io: EmulateIo = processIo): Promise<number> {
+  const other = await emulatePlatform(argv, io);
+  if (other !== null) return other;
   let options: EmulatorOptions | 'help';
   try {
     options = await emulatorOptions(argv, io);

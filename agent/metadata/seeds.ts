@@ -71,6 +71,11 @@ export async function readNoCloud(root: RootTree, config: MetadataConfig): Promi
 export async function readConfigDrive(root: RootTree, config: MetadataConfig): Promise<InstanceMetadata | null> {
   const seed = await seedFile(root, CONFIG_DRIVE_DIRS, ['config-2', 'CONFIG-2'], 'openstack/latest/meta_data.json', config.maxBodyBytes);
   if (!seed) return null;
+  return configDriveMetadata(seed);
+}
+
+/** meta_data.json as the config drive and OpenStack's metadata service both serve it. */
+export function configDriveMetadata(seed: { text: string; where: string }): InstanceMetadata {
   let doc: unknown;
   try {
     doc = JSON.parse(seed.text);

@@ -1,4 +1,5 @@
 import type { MetadataSourceName } from '../config.js';
+import type { PlatformName } from './platforms/names.js';
 
 // What the network phase learns about the instance, whichever source said it. Everything here
 // is untrusted input: keys are raw text until the authorized-keys task has validated them.
@@ -10,6 +11,8 @@ export interface LaunchKey {
   name: string;
   /** The raw key text exactly as served (may hold several lines, options, garbage). */
   text: string;
+  /** The login the platform gives this key to (GCE "user:key", Azure adminUsername); absent: the configured user. */
+  user?: string;
 }
 
 export interface IdentityDocument {
@@ -20,7 +23,7 @@ export interface IdentityDocument {
 }
 
 export interface InstanceMetadata {
-  source: MetadataSourceName;
+  source: MetadataSourceName | PlatformName;
   instanceId: string;
   keys: LaunchKey[];
   /** null when the source says there are none (a 404 from EC2). */
@@ -29,6 +32,12 @@ export interface InstanceMetadata {
   identityDocument: (() => Promise<IdentityDocument | null>) | null;
   /** Problems with single keys or values that were rejected, one line each (the rest is used). */
   rejected: string[];
+  /** The host name the platform gives the instance, untrusted text (the hostname task checks it). */
+  hostname?: string;
+  /** The login user the platform names (Azure adminUsername, OpenNebula USERNAME), unchecked. */
+  defaultUser?: string;
+  /** Tells the platform the instance is up (Azure's wireserver); resolves to a line for the report. */
+  reportReady?: () => Promise<string>;
 }
 
 /** The instance-id shape every source must respect before it keys the per-instance state. */

@@ -73,7 +73,7 @@ export class HttpClient {
     this.agent = new Agent({ connect, connections: opts.maxConnections, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
   }
 
-  async send(method: 'GET' | 'PUT', url: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpResponse> {
+  async send(method: 'GET' | 'PUT' | 'POST', url: string, headers: Record<string, string>, timeoutMs: number, payload?: string): Promise<HttpResponse> {
     const target = new URL(url);
     guard(target);
     timeoutMs = Math.max(1, Math.floor(timeoutMs));
@@ -81,6 +81,7 @@ export class HttpClient {
     try {
       const res = await request(target, {
         method, headers, signal, dispatcher: this.agent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+        ...(payload === undefined ? {} : { body: payload }),
       });
       const chunks: Buffer[] = [];
       let size = 0;

@@ -8,9 +8,13 @@ import { isIPv4, isIPv6 } from 'node:net';
 /** Names that resolve to a metadata service inside clouds (and may be in a test host's DNS). */
 const METADATA_NAMES = new Set(['instance-data', 'instance-data.ec2.internal', 'metadata', 'metadata.google.internal', 'metadata.goog']);
 
-/** 169.254.0.0/16 (link-local: EC2, Azure, GCP, OpenStack, Oracle, 169.254.169.123 time...) and Alibaba's 100.100.100.200. */
+/**
+ * 169.254.0.0/16 (link-local: EC2, GCP, OpenStack, Oracle, Scaleway's 169.254.42.42, the
+ * 169.254.169.123 time service...), Alibaba's 100.100.100.200 and Azure's wireserver 168.63.129.16.
+ */
 function isMetadataIPv4(bytes: readonly number[]): boolean {
-  return (bytes[0] === 169 && bytes[1] === 254) || bytes.join('.') === '100.100.100.200';
+  const dotted = bytes.join('.');
+  return (bytes[0] === 169 && bytes[1] === 254) || dotted === '100.100.100.200' || dotted === '168.63.129.16';
 }
 
 function ipv4Bytes(text: string): number[] {
@@ -39,6 +43,9 @@ function isMetadataIPv6(bytes: readonly number[]): boolean {
   const prefix = (n: number, want: number[]): boolean => want.every((v, i) => bytes[i] === v) && bytes.length === 16 && n === want.length;
   // fd00:ec2::/64, EC2's IPv6 metadata address range.
   if (prefix(8, [0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0])) return true;
+  // fe80::/10 (OpenStack's fe80::a9fe:a9fe, any zone) and Oracle's fd00:a9fe:a9fe::1.
+  if (bytes[0] === 0xfe && ((bytes[1] as number) & 0xc0) === 0x80) return true;
+  if (prefix(6, [0xfd, 0x00, 0xa9, 0xfe, 0xa9, 0xfe])) return true;
   // IPv4 inside IPv6: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d).
   const embedded = prefix(12, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) || prefix(12, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     || prefix(12, [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0]);

@@ -1,7 +1,7 @@
 import type { Task, TaskContext } from '../boot/task.js';
 import type { TaskRecorder } from '../boot/report.js';
 import type { Config } from '../config.js';
-import { INSTANCE_ID, type InstanceMetadata } from '../metadata/types.js';
+import { INSTANCE_ID, type LaunchKey } from '../metadata/types.js';
 import { ImprintError } from '../os/errors.js';
 import { homePath, lookupUser, readHomeFile, writeHomeFile, type HomeUser } from '../os/home-files.js';
 import {
@@ -12,6 +12,7 @@ import {
   validateLaunchKey,
   type AuthorizedKeysFile,
 } from '../parsers/authorized-keys.js';
+import { configuredUser, keyOwners, type KeyOwner } from './key-owners.js';
 
 // The launch key(s) from metadata into the user's ~/.ssh/authorized_keys. imprint owns one
 // marked block in that file and replaces it on every run, so keys of a previous instance (a
@@ -44,10 +45,9 @@ interface Decision {
   alreadyTheUsers: number;
 }
 
-/** The account that gets the keys: the configured one, else the default user, else root. */
+/** The account that gets the keys the platform gives to no one: the configured one, else the default user, else root. */
 export function targetUser(config: Config): string {
-  const { user } = config.authorizedKeys;
-  return user === 'auto' ? (config.defaultUser?.name ?? 'root') : user;
+  return configuredUser(config);
 }
 
 /** An origin from metadata (a config drive key name is free text) fit for a message. */
@@ -57,11 +57,11 @@ function originLabel(origin: string): string {
 }
 
 /** Validates every line of every launch key; duplicates (of each other, of the user's lines) are dropped. */
-function launchKeys(md: InstanceMetadata, allowOptions: boolean, existing: AuthorizedKeysFile | null, d: Decision): string[] {
+function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, existing: AuthorizedKeysFile | null, d: Decision): string[] {
   const userBlobs = existing ? userKeyBlobs(existing) : new Set<string>();
   const seen = new Set<string>();
   const lines: string[] = [];
-  for (const key of md.keys) {
+  for (const key of keys) {
     const origin = originLabel(key.origin);
     const text = typeof key.text === 'string' ? key.text : '';
     // One entry is one key: a line break inside it (CR or LF, other than at the end) is how a
@@ -106,13 +106,13 @@ function launchKeys(md: InstanceMetadata, allowOptions: boolean, existing: Autho
 /** A JS string as the latin1 "one character per byte" text the file is handled as. */
 const toFileText = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
 
-async function decide(ctx: TaskContext): Promise<Decision> {
+async function decide(ctx: TaskContext, owner: KeyOwner): Promise<Decision> {
   const md = ctx.facts.metadata;
   if (!md) throw new ImprintError('no metadata: the launch keys cannot be known');
   if (typeof md.instanceId !== 'string' || !INSTANCE_ID.test(md.instanceId)) {
     throw new ImprintError(`instance id ${JSON.stringify(String(md.instanceId).slice(0, 40))} is not a valid instance id`);
   }
-  const user = await lookupUser(ctx.root, targetUser(ctx.config));
+  const user = await lookupUser(ctx.root, owner.user);
   const file = homePath(user, AUTHORIZED_KEYS_FILE);
   const d: Decision = { user, file, keys: [], text: null, actions: [], warnings: [], previous: [], alreadyTheUsers: 0 };
 
@@ -130,9 +130,9 @@ async function decide(ctx: TaskContext): Promise<Decision> {
   }
   const otherInstances = [...new Set(blocks.map((b) => (b.kind === 'imprint' ? b.instanceId ?? '?' : '')).filter((id) => id !== md.instanceId))];
 
-  const lines = launchKeys(md, ctx.config.authorizedKeys.allowOptions, existing, d);
+  const lines = launchKeys(owner.keys, ctx.config.authorizedKeys.allowOptions, existing, d);
   if (lines.length === 0) {
-    const why = md.keys.length === 0
+    const why = owner.keys.length === 0
       ? 'metadata has no launch keys'
       : d.alreadyTheUsers > 0 ? "every launch key is already among the user's own lines" : 'no usable launch key in metadata';
     if (existing === null || blocks.length === 0) {
@@ -167,7 +167,7 @@ async function decide(ctx: TaskContext): Promise<Decision> {
 export const authorizedKeysTask: Task = {
   name: 'authorized-keys',
   phase: 'network',
-  after: [],
+  after: ['platform-users'],
 
   disabledBecause: (config) => (config.authorizedKeys.enabled ? null : 'authorized_keys.enabled is false'),
 
@@ -175,31 +175,72 @@ export const authorizedKeysTask: Task = {
     if (!ctx.facts.metadata) {
       return [`would put the launch keys from metadata into ~${targetUser(ctx.config)}/${AUTHORIZED_KEYS_FILE}`];
     }
-    const d = await decide(ctx);
-    return [
-      ...d.warnings.map((w) => `would warn: ${w}`),
-      ...d.actions.map((a) => (d.text === null ? a : `would write: ${a}`)),
-    ];
+    const { owners, refused } = keyOwners(ctx.facts.metadata, ctx.config);
+    const lines = refused.map((r) => `would warn: ${r}`);
+    for (const owner of owners) {
+      const d = await decideOwner(ctx, owner, lines);
+      if (!d) continue;
+      lines.push(...d.warnings.map((w) => `would warn: ${w}`), ...d.actions.map((a) => (d.text === null ? a : `would write: ${a}`)));
+    }
+    return lines;
   },
 
   async run(ctx: TaskContext, rec: TaskRecorder) {
-    const d = await decide(ctx);
-    for (const w of d.warnings) rec.warn(w);
+    const md = ctx.facts.metadata;
+    if (!md) throw new ImprintError('no metadata: the launch keys cannot be known');
+    const { owners, refused } = keyOwners(md, ctx.config);
+    for (const r of refused) rec.warn(r);
+    const skipped: string[] = [];
+    const byUser: Record<string, unknown>[] = [];
+    for (const owner of owners) {
+      const d = await decideOwner(ctx, owner, skipped);
+      if (!d) continue;
+      await apply(ctx, rec, d, owner.fromPlatform ? byUser : null);
+    }
+    for (const s of skipped) rec.warn(s);
+    if (byUser.length > 0) rec.detail('platformUsers', byUser);
+    return undefined;
+  },
+};
+
+const FIRST_LOGIN_UID = 1000;
+
+/** A platform-named user that does not exist (metadata.platform_users: existing) is one skipped line, not a failed task. */
+async function decideOwner(ctx: TaskContext, owner: KeyOwner, skipped: string[]): Promise<Decision | null> {
+  if (!owner.fromPlatform) return decide(ctx, owner);
+  try {
+    // A platform may name any login; root and the system accounts (below the usual UID_MIN)
+    // get keys only when the config names them, never because metadata says so.
+    const account = await lookupUser(ctx.root, owner.user);
+    if (account.uid < FIRST_LOGIN_UID) {
+      skipped.push(`${owner.keys.length} key(s) for ${owner.user} skipped: a system account (uid ${account.uid}) gets keys only when authorized_keys.user names it`);
+      return null;
+    }
+    return await decide(ctx, owner);
+  } catch (err) {
+    if (!(err instanceof ImprintError) || !/is not in \/etc\/passwd/.test(err.message)) throw err;
+    skipped.push(`${owner.keys.length} key(s) for ${owner.user} skipped: no such user (metadata.platform_users: ${ctx.config.metadata.platformUsers})`);
+    return null;
+  }
+}
+
+/** Writes one user's block; the configured user's facts are the task's details, a platform user's a row of platformUsers. */
+async function apply(ctx: TaskContext, rec: TaskRecorder, d: Decision, platformRows: Record<string, unknown>[] | null): Promise<void> {
+  for (const w of d.warnings) rec.warn(w);
+  if (platformRows) platformRows.push({ user: d.user.name, file: d.file, keys: d.keys, written: d.text !== null });
+  else {
     rec.detail('user', d.user.name);
     rec.detail('file', d.file);
     rec.detail('keys', d.keys);
     if (d.previous.length > 0) rec.detail('previousInstances', d.previous);
-    if (d.text !== null) {
-      const result = await writeHomeFile(ctx.root, d.user, AUTHORIZED_KEYS_FILE, Buffer.from(d.text, 'latin1'));
-      for (const dir of result.createdDirs) rec.action(`created ${dir} (0700, ${d.user.name})`);
-      if (result.previousMode !== null && result.previousMode !== 0o600) {
-        rec.action(`${d.file} was mode 0${result.previousMode.toString(8)}; now 0600`);
-      }
-      rec.detail('written', true);
-    } else {
-      rec.detail('written', false);
+  }
+  if (d.text !== null) {
+    const result = await writeHomeFile(ctx.root, d.user, AUTHORIZED_KEYS_FILE, Buffer.from(d.text, 'latin1'));
+    for (const dir of result.createdDirs) rec.action(`created ${dir} (0700, ${d.user.name})`);
+    if (result.previousMode !== null && result.previousMode !== 0o600) {
+      rec.action(`${d.file} was mode 0${result.previousMode.toString(8)}; now 0600`);
     }
-    for (const a of d.actions) rec.action(a);
-    return undefined;
-  },
-};
+  }
+  if (!platformRows) rec.detail('written', d.text !== null);
+  for (const a of d.actions) rec.action(a);
+}

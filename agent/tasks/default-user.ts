@@ -22,7 +22,7 @@ async function existing(ctx: TaskContext, file: '/etc/passwd' | '/etc/group'): P
     : groupEntries(parseAccountFile(text, 'group', file)).map((e) => e.name);
 }
 
-function sudoersText(user: DefaultUser): string {
+function sudoersText(user: Pick<DefaultUser, 'name' | 'sudo'>): string {
   return `# Written by imprint for the default login user; see /etc/imprint/imprint.yaml.\n${user.name} ${user.sudo}\n`;
 }
 
@@ -58,26 +58,30 @@ export const defaultUserTask: Task = {
       rec.action(`created ${user.name} (shell ${user.shell}, groups ${groups.join(',') || 'none'})`);
     }
     rec.detail('user', user.name);
-    if (!user.sudo) return undefined;
-    if ((await statTree(ctx.root, '/etc/sudoers.d')) === null) {
-      rec.warn('sudo is not installed (no /etc/sudoers.d); no sudo rule written');
-      return undefined;
-    }
-    const text = sudoersText(user);
-    if ((await readTreeText(ctx.root, SUDOERS_DROP_IN)) === text) {
-      rec.action(`${SUDOERS_DROP_IN} already grants ${user.sudo}`);
-      return undefined;
-    }
-    const check = `/etc/sudoers.d/.imprint-check-${randomBytes(4).toString('hex')}`;
-    await writeTreeFileAtomic(ctx.root, check, text, { mode: 0o440, uid: 0, gid: 0 });
-    try {
-      await checkSudoers(ctx.root.path(check));
-    } catch (err) {
-      await unlink(ctx.root.path(check)).catch(() => undefined);
-      throw new ImprintError(`visudo rejected the sudo rule "${user.sudo}"; nothing written: ${(err as Error).message}`);
-    }
-    await replaceTreeFile(ctx.root, ctx.root.path(check), SUDOERS_DROP_IN);
-    rec.action(`wrote ${SUDOERS_DROP_IN}: ${user.name} ${user.sudo}`);
+    if (user.sudo) await writeSudoRule(ctx, rec, user.name, user.sudo, SUDOERS_DROP_IN);
     return undefined;
   },
 };
+
+/** The user's sudo rule in its own drop-in, put in place only once visudo accepts it. */
+export async function writeSudoRule(ctx: TaskContext, rec: TaskRecorder, name: string, rule: string, dropIn: string): Promise<void> {
+  if ((await statTree(ctx.root, '/etc/sudoers.d')) === null) {
+    rec.warn('sudo is not installed (no /etc/sudoers.d); no sudo rule written');
+    return;
+  }
+  const text = sudoersText({ name, sudo: rule });
+  if ((await readTreeText(ctx.root, dropIn)) === text) {
+    rec.action(`${dropIn} already grants ${rule}`);
+    return;
+  }
+  const check = `/etc/sudoers.d/.imprint-check-${randomBytes(4).toString('hex')}`;
+  await writeTreeFileAtomic(ctx.root, check, text, { mode: 0o440, uid: 0, gid: 0 });
+  try {
+    await checkSudoers(ctx.root.path(check));
+  } catch (err) {
+    await unlink(ctx.root.path(check)).catch(() => undefined);
+    throw new ImprintError(`visudo rejected the sudo rule "${rule}"; nothing written: ${(err as Error).message}`);
+  }
+  await replaceTreeFile(ctx.root, ctx.root.path(check), dropIn);
+  rec.action(`wrote ${dropIn}: ${name} ${rule}`);
+}

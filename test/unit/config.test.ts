@@ -54,7 +54,7 @@ describe('config', () => {
         passwords: { enabled: true, accounts: 'auto', exclude: [], method: 'auto' },
         sshd: { enabled: true, permitRootLogin: 'auto', useDns: false, settings: {} },
         defaultUser: null,
-        metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536 },
+        metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536, platform: 'auto', platformUsers: 'create', hostname: true },
         authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
         productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
       });
@@ -133,7 +133,7 @@ describe('config', () => {
           settings: { X11Forwarding: 'no', AllowTcpForwarding: 'yes', MaxAuthTries: '3', ClientAliveInterval: '120', Banner: '/etc/issue.net', AcceptEnv: 'LANG LC_*' },
         },
         defaultUser: { name: 'admin', groups: ['wheel', 'docker'], shell: '/bin/zsh', sudo: 'ALL=(ALL) ALL', gecos: 'Site administrator' },
-        metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536 },
+        metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536, platform: 'auto', platformUsers: 'create', hostname: true },
         authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
         productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
       });
@@ -437,7 +437,7 @@ describe('config: network-phase sections', () => {
       '  certificate: /etc/imprint/region.pem',
       '',
     ].join('\n'), FILE);
-    assert.deepEqual(config.metadata, { sources: ['ec2', 'nocloud'], url: 'http://[fd00:ec2::254]', deadlineMs: 30_000, requestTimeoutMs: 500, imdsv1: 'never', maxBodyBytes: 131_072 });
+    assert.deepEqual(config.metadata, { sources: ['ec2', 'nocloud'], url: 'http://[fd00:ec2::254]', deadlineMs: 30_000, requestTimeoutMs: 500, imdsv1: 'never', maxBodyBytes: 131_072, platform: 'auto', platformUsers: 'create', hostname: true });
     assert.deepEqual(config.authorizedKeys, { enabled: true, user: 'admin', allowOptions: true });
     assert.deepEqual(config.productCodes, { expected: ['abc123'], source: 'identity-document', onMismatch: 'stop-units', units: ['app.service'], certificate: '/etc/imprint/region.pem' });
   });
