@@ -33,7 +33,7 @@ describe('imprint boot --root on a real Debian 12 rootfs', function () {
     const run = await imprint(['boot', '--root', tree, '--json']);
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout) as { tasks: { task: string; details: Record<string, unknown> }[] };
-    assert.equal(report.tasks.find((t) => t.task === 'sshd-config')?.details.checkedWith, 'chroot', 'checked with the image\'s own sshd');
+    assert.equal(report.tasks.find((t) => t.task === 'sshd-config')?.details.checkedWith, 'image-sshd', 'checked with the image\'s own sshd');
 
     const fresh = await hostKeyPairs(tree);
     assert.deepEqual(fresh.map((k) => k.name), baked.map((k) => k.name));
