@@ -143,7 +143,8 @@ export async function planSshdConfig(root: RootTree, config: Config, settings: S
       }
       const edited = withValue(line, e.value);
       if (e.setting) lineOf.set(edited, e.setting);
-      lines.push(commentLine(`imprint: was "${line.raw.trim()}"`, line.inMatch), edited);
+      const marker = commentLine(`imprint: was "${line.raw.trim()}"`, line.inMatch);
+      lines.push({ ...marker, raw: `${/^[ \t]*/.exec(line.raw)?.[0] ?? ''}${marker.raw}` }, edited);
     });
     if (file === MAIN_CONFIG && !dropInMode) insertMissing(lines, missing, lineOf);
     finish(file, config, lines);
