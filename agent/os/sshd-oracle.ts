@@ -102,6 +102,27 @@ export function specText(spec: ConnectionSpec): string {
   return parts.join(',');
 }
 
+/**
+ * sshd -T without -C refuses a configuration with Match LocalPort/LocalAddress/RDomain blocks
+ * ("... not in connection test specification"); then the settings without -C are asked for a
+ * connection that no such block is meant for: an account that does not exist, TEST-NET addresses.
+ */
+export const NEUTRAL_CONNECTION: ConnectionSpec = { user: 'imprint-no-such-user', host: 'imprint-check.invalid', addr: '192.0.2.10', laddr: '192.0.2.20', lport: 22 };
+
+function needsFullSpec(err: unknown): boolean {
+  return /not in connection test specification/i.test(errorMessage(err));
+}
+
+/** Runs a query; where sshd insists on a full -C, the spec-less entries are asked for NEUTRAL_CONNECTION. */
+async function withFullSpecs(query: SshdQuery, ask: (q: SshdQuery) => Promise<SshdAnswers>): Promise<SshdAnswers> {
+  try {
+    return await ask(query);
+  } catch (err) {
+    if (!needsFullSpec(err) || !query.specs.includes(null)) throw err;
+  }
+  return ask({ ...query, specs: query.specs.map((s) => s ?? NEUTRAL_CONNECTION) });
+}
+
 function noHostKeys(message: string): boolean {
   return /no hostkeys available/i.test(message);
 }
@@ -166,7 +187,7 @@ function sandboxed(mode: 'image-sshd' | 'host-sshd', sshd: string, base: Sandbox
       const out = await runSandboxed({ ...base, okCodes: [1] }, sshd, ['-V']).catch(() => null);
       return versionIn(`${out?.stderr ?? ''}${out?.stdout ?? ''}`);
     },
-    effective: async (query) => {
+    effective: (q) => withFullSpecs(q, async (query) => {
       try {
         return { answers: await ask(query, null), throwawayKey: false, runs: query.specs.length };
       } catch (err) {
@@ -174,7 +195,7 @@ function sandboxed(mode: 'image-sshd' | 'host-sshd', sshd: string, base: Sandbox
       }
       const answers = await ask(query, await throwawayKey());
       return { answers: answers.map((a) => withoutKey(a, THROWAWAY_KEY)), throwawayKey: true, runs: 2 * query.specs.length };
-    },
+    }),
   };
 }
 
@@ -211,7 +232,7 @@ function liveOracle(sshd: string): SshdOracle {
       const out = await run(sshd, ['-V'], { okCodes: [1] }).catch(() => null);
       return versionIn(`${out?.stderr ?? ''}${out?.stdout ?? ''}`);
     },
-    effective: async (query) => {
+    effective: (q) => withFullSpecs(q, async (query) => {
       const staged = [...(query.files ?? new Map<string, string>())];
       if (staged.length > 0) {
         await rm(stageDir, { recursive: true, force: true });
@@ -240,7 +261,7 @@ function liveOracle(sshd: string): SshdOracle {
       } finally {
         if (staged.length > 0) await rm(stageDir, { recursive: true, force: true });
       }
-    },
+    }),
   };
 }
 

@@ -1,4 +1,4 @@
-import type { ConnectionSpec } from '../os/sshd-oracle.js';
+import { NEUTRAL_CONNECTION, type ConnectionSpec } from '../os/sshd-oracle.js';
 import type { PasswdEntry } from '../parsers/accounts.js';
 import { splitArgs } from '../parsers/sshd-config.js';
 import type { ConfigSet } from './config-set.js';
@@ -10,7 +10,8 @@ import type { ConfigSet } from './config-set.js';
 // matter through User/Group criteria and root's own rule, so without such criteria root and
 // one other account stand for all.
 
-export const PLAIN_CONNECTION = { host: 'imprint-check.invalid', addr: '192.0.2.10', laddr: '192.0.2.20', lport: 22 } as const;
+const { host, addr, laddr, lport } = NEUTRAL_CONNECTION;
+export const PLAIN_CONNECTION = { host, addr, laddr, lport } as const;
 const NO_LOGIN_SHELLS = /(^|\/)(nologin|false|sync|shutdown|halt)$/;
 
 export interface MatchBlockSite {
