@@ -215,5 +215,56 @@ PasswordAuthentication yes
         await after.stop();
       }
     });
+
+    it('puts the launch key where sshd reads keys for the user (AuthorizedKeysFile in a Match block, outside home), and the key login works', async () => {
+      const etc = path.join(tree, 'etc/ssh');
+      await writeFile(path.join(etc, 'sshd_config.d/20-keys.conf'), `Match User ${IMAGE_USER}\n  AuthorizedKeysFile /etc/ssh/authorized_keys/%u .ssh/authorized_keys\n`);
+      const { priv, pub } = await launchKey();
+      emulator = await startEmulator({ instanceId: 'i-0123456789abcdef1', keys: [pub] });
+      await mkdir(path.join(tree, 'etc/imprint'), { recursive: true });
+      await writeFile(path.join(tree, 'etc/imprint/imprint.yaml'), `host_keys:\n  types: [ed25519]\nauthorized_keys:\n  user: ${IMAGE_USER}\n`);
+      const run = await imprint(['boot', '--root', tree, '--metadata-url', emulator.url, '--json']);
+      assert.equal(run.code, 0, run.stderr);
+      const report = JSON.parse(run.stdout) as { tasks: { task: string; details: Record<string, unknown>; actions: string[] }[] };
+      const keys = report.tasks.find((t) => t.task === 'authorized-keys');
+      assert.equal(keys?.details.file, `/etc/ssh/authorized_keys/${IMAGE_USER}`, 'the file sshd reads first for this user');
+      assert.match(run.stderr, new RegExp(`into /etc/ssh/authorized_keys/${IMAGE_USER}`), 'the console names the file written');
+      const written = await stat(path.join(etc, `authorized_keys/${IMAGE_USER}`));
+      assert.equal(written.uid, 0);
+      assert.equal(written.mode & 0o777, 0o644);
+      await assert.rejects(stat(path.join(tree, `home/${IMAGE_USER}/.ssh/authorized_keys`)), 'not the default file');
+      const server = await serveTree(tree);
+      try {
+        assert.equal(await keyLogin(server.port, IMAGE_USER, priv), true, `key login with the launch key works: ${server.log()}`);
+      } finally {
+        await server.stop();
+      }
+    });
+
+    it('audit: a Match block sshd applies (quoted "yes") is found per user with -C; with imprint.service enabled it is judged as after first boot', async () => {
+      await writeFile(path.join(tree, 'etc/ssh/sshd_config'), `${await readFile(path.join(tree, 'etc/ssh/sshd_config'), 'utf8')}Match Group sudo\n  PasswordAuthentication "yes" # for the admins\n`);
+      // The stock image takes passwords globally too; only the Match block is left to find.
+      await writeFile(path.join(tree, 'etc/ssh/sshd_config.d/0-global.conf'), 'PasswordAuthentication no\nKbdInteractiveAuthentication no\n');
+      type Found = { check: string; severity: string; message: string; evidence: { path: string; line: number | null; value: string } };
+      type Report = { checks: { id: string; findings: Omit<Found, 'check'>[] }[] };
+      const audit = async (): Promise<Found[]> => {
+        const r = JSON.parse((await imprint(['audit', '--root', tree, '--json'])).stdout) as Report;
+        return r.checks.flatMap((c) => c.findings.map((f) => ({ ...f, check: c.id })));
+      };
+      const before = (await audit()).filter((f) => f.check === 'sshd.password-authentication');
+      assert.equal(before.length, 1, JSON.stringify(before));
+      assert.equal(before[0]?.severity, 'high');
+      assert.match(before[0]?.evidence.value ?? '', /sshd -T -C: user=debian/);
+
+      const wants = path.join(tree, 'etc/systemd/system/multi-user.target.wants');
+      await mkdir(wants, { recursive: true });
+      await writeFile(path.join(tree, 'etc/systemd/system/imprint.service'), '[Unit]\nDescription=imprint\n[Service]\nExecStart=/usr/sbin/imprint boot\n[Install]\nWantedBy=multi-user.target\n');
+      await exec('ln', ['-s', '/etc/systemd/system/imprint.service', path.join(wants, 'imprint.service')]);
+      const after = await audit();
+      assert.deepEqual(after.filter((f) => f.check === 'sshd.password-authentication'), [], 'first boot neutralises the Match block');
+      const auth = after.find((f) => f.check === 'sshd.authentication');
+      assert.match(auth?.message ?? '', /public keys only/);
+      assert.match(JSON.stringify(auth?.evidence), /judged as after its first boot/);
+    });
   });
 }
