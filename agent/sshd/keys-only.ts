@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 import { readTreeText } from '../os/files.js';
 import type { RootTree } from '../os/root.js';
-import { SshdRejected, specText, type ConnectionSpec, type SshdAnswers, type SshdOracle } from '../os/sshd-oracle.js';
+import { SshdRejected, specText, sshdOracle, type ConnectionSpec, type SshdAnswers, type SshdOracle } from '../os/sshd-oracle.js';
 import { parseAccountFile, passwdEntries, type PasswdEntry } from '../parsers/accounts.js';
 import {
   commentLine, directiveLine, firstArg, firstMatchIndex, printSshdConfig, withValue, type SshdConfig, type SshdLine,
@@ -224,8 +224,8 @@ export async function settlePlan(root: RootTree, config: Config, oracle: SshdOra
  * sshd's verdict on the configured settings for this tree: one "file:line:col: sshd rejects ..."
  * problem per extra setting it rejects (empty when it accepts them all). For `imprint config check`.
  */
-export async function sshdSettingsVerdict(root: RootTree, config: Config, oracle: SshdOracle): Promise<string[]> {
-  return (await settlePlan(root, config, oracle, true)).rejected.map((r) => r.problem);
+export async function sshdSettingsVerdict(root: RootTree, config: Config, oracle?: SshdOracle): Promise<string[]> {
+  return (await settlePlan(root, config, oracle ?? (await sshdOracle(root)), true)).rejected.map((r) => r.problem);
 }
 
 export interface KeysOnlyProof {
