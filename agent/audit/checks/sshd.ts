@@ -73,7 +73,8 @@ export const sshdAuthentication: Check = {
     const keysOnly = methods.length === 1 && methods[0] === 'publickey';
     const summary = ['passwordauthentication', 'kbdinteractiveauthentication', 'pubkeyauthentication', 'permitrootlogin', 'permitemptypasswords', 'usepam', 'authenticationmethods']
       .map((k) => `${k} ${effective(f, k) || '?'}`).join(', ');
-    return [finding('info', keysOnly ? 'sshd accepts public keys only' : `sshd accepts ${methods.join(', ') || 'no login method'}`,
+    const when = f.afterFirstBoot ? ' after imprint\'s first boot (imprint.service is enabled in the image; judged as after it)' : '';
+    return [finding('info', keysOnly ? `sshd accepts public keys only${when}` : `sshd accepts ${methods.join(', ') || 'no login method'}${when}`,
       ev('/etc/ssh/sshd_config', null, `${summary} (${f.source}${f.checkedWith ? `, ${f.checkedWith === 'image-sshd' ? 'the image\'s own sshd, sandboxed' : f.checkedWith === 'live' ? 'this system\'s sshd' : 'this machine\'s sshd over the tree\'s /etc/ssh, sandboxed'}` : ''}${f.contexts > 0 ? `, ${f.contexts} login contexts with -C` : ''}${f.afterFirstBoot ? `; ${f.afterFirstBoot}` : ''})`),
       { keysOnly, methods: methods.join(','), source: f.source, checkedWith: f.checkedWith })];
   },
