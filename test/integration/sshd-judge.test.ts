@@ -135,7 +135,10 @@ for (const suite of SUITES) {
       assert.ok(audit.stdout.length > 0, audit.stderr);
       JSON.parse(audit.stdout);
 
-      for (const m of marks) await assert.rejects(stat(m), `${m} was written from inside the sandbox`);
+      const escaped = await Promise.all(marks.map((m) => stat(m).then(() => m, () => null)));
+      // A regression must not leave the proof of its escape on this machine.
+      await Promise.all(marks.map((m) => rm(m, { force: true })));
+      assert.deepEqual(escaped.filter(Boolean), [], 'written from inside the sandbox');
       await assert.rejects(stat(path.join(tree, 'etc/ssh/pwned')), 'the tree is read-only to the image\'s code');
     });
 
