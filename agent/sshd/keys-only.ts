@@ -182,6 +182,8 @@ export interface SettledPlan {
   /** The settings that will be applied (core, and the extras sshd accepts). */
   settings: Setting[];
   rejected: RejectedSetting[];
+  /** sshd -T runs the checks took (one per candidate checked). */
+  runs: number;
 }
 
 /** sshd's messages about one file line ("<file> line <n>: ..."), or null when it names none. */
@@ -199,12 +201,14 @@ function messagesAbout(message: string, file: string, line: number): string | nu
 export async function settlePlan(root: RootTree, config: Config, oracle: SshdOracle, throwawayKey: boolean): Promise<SettledPlan> {
   let settings = desiredSettings(config);
   const rejected: RejectedSetting[] = [];
+  let runs = 0;
   for (;;) {
     const plan = await planSshdConfig(root, config, settings);
-    if (plan.candidates.size === 0) return { plan, settings, rejected };
+    if (plan.candidates.size === 0) return { plan, settings, rejected, runs };
     try {
+      runs += 1;
       await checkCandidates(root, oracle, plan.candidates, [null], throwawayKey);
-      return { plan, settings, rejected };
+      return { plan, settings, rejected, runs };
     } catch (err) {
       if (!(err instanceof SshdRejected)) throw err;
       const extras = settings.filter((s) => s.from !== undefined);

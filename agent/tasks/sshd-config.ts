@@ -6,7 +6,7 @@ import { listTreeDir, readTreeText, shredTreeFile, statTree, writeTreeFileAtomic
 import { sshdOracle } from '../os/sshd-oracle.js';
 import { MAIN_CONFIG } from '../sshd/config-set.js';
 import { normalValue, type Setting } from '../sshd/desired.js';
-import { proveKeysOnly, settlePlan } from '../sshd/keys-only.js';
+import { proveKeysOnly, settlePlan, type KeysOnlyProof } from '../sshd/keys-only.js';
 
 // Keys-only sshd for every user and every Match context (the decisions are in sshd/keys-only.ts):
 // the candidate files are checked by the image's own sshd before they replace anything, the
@@ -69,9 +69,10 @@ export const sshdConfigTask: Task = {
     await removeStaleChecks(ctx);
     const oracle = await sshdOracle(ctx.root);
     rec.verbose(`checking with sshd in ${oracle.mode} mode`);
-    const { plan, settings, rejected } = await settlePlan(ctx.root, ctx.config, oracle, false);
+    const { plan, settings, rejected, runs } = await settlePlan(ctx.root, ctx.config, oracle, false);
     for (const r of rejected) rec.warn(r.problem);
 
+    let proof: KeysOnlyProof;
     if (plan.candidates.size > 0) {
       const previous = new Map<string, { text: string | null; mode: number; uid: number; gid: number }>();
       for (const file of plan.candidates.keys()) {
@@ -84,8 +85,8 @@ export const sshdConfigTask: Task = {
       }
       for (const change of plan.changes) rec.action(change);
       try {
-        // The real files, read the way sshd will read them.
-        await oracle.effective({ specs: [null] });
+        // The real files, read the way sshd will read them: validated, and the proof below.
+        proof = await proveKeysOnly(ctx.root, oracle);
       } catch (err) {
         for (const [file, old] of previous) {
           if (old.text === null) await shredTreeFile(ctx.root, file);
@@ -95,17 +96,17 @@ export const sshdConfigTask: Task = {
       }
     } else {
       rec.action('sshd already keeps the keys-only settings; no file changed');
+      proof = await proveKeysOnly(ctx.root, oracle);
     }
 
-    // The proof: sshd -T -C for every account that can log in and every Match context.
-    const proof = await proveKeysOnly(ctx.root, oracle);
     const effective = proof.global;
     const summary = Object.fromEntries(REPORTED.filter((k) => effective.has(k)).map((k) => [k, (effective.get(k) as string[]).join(', ')]));
     rec.detail('mode', plan.mode);
     rec.detail('checkedWith', oracle.mode);
     rec.detail('effective', summary);
     rec.detail('contexts', proof.contexts.length);
-    rec.detail('sshdRuns', proof.runs);
+    // Each check is one sandbox start; the proof's contexts share one.
+    rec.detail('sshdRuns', runs + proof.runs);
     rec.action(`effective: ${['passwordauthentication', 'kbdinteractiveauthentication', 'pubkeyauthentication', 'permitrootlogin', 'permitemptypasswords'].map((k) => `${k} ${summary[k] ?? '?'}`).join(', ')}`);
     const problems = [
       ...rejected.map((r) => r.problem),
