@@ -31,7 +31,7 @@ export const DEFAULT_KEYS_FILE = '.ssh/authorized_keys';
 /** A token-expanded AuthorizedKeysFile entry as an absolute in-tree path, or null for a token sshd would not expand here. */
 export function expandKeysFile(pattern: string, user: HomeUser): string | null {
   let bad = false;
-  const expanded = pattern.replace(/%(.)/g, (_m, t: string) => {
+  const expanded = pattern.replace(/%(.?)/g, (_m, t: string) => {
     if (t === '%') return '%';
     if (t === 'h') return user.home;
     if (t === 'u') return user.name;
@@ -39,7 +39,7 @@ export function expandKeysFile(pattern: string, user: HomeUser): string | null {
     bad = true;
     return '';
   });
-  if (bad || /%$/.test(pattern)) return null;
+  if (bad) return null;
   return path.posix.normalize(expanded.startsWith('/') ? expanded : path.posix.join(user.home, expanded));
 }
 
