@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Task, TaskContext } from '../boot/task.js';
 import type { TaskRecorder } from '../boot/report.js';
 import type { Config } from '../config.js';
@@ -127,7 +128,8 @@ async function decide(ctx: TaskContext): Promise<Decision> {
   if (target.assumed) d.warnings.push(target.assumed);
   for (const s of target.skipped) d.warnings.push(`not written to ${s} (sshd would not read it)`);
   if (target.command) d.warnings.push(`AuthorizedKeysCommand ${target.command} is set: sshd also asks it for ${user.name}'s keys`);
-  if (target.sshdReads.length > 1 || target.file !== `${user.home.replace(/\/$/, '')}/${AUTHORIZED_KEYS_FILE}`) {
+  const sshdDefault = ['.ssh/authorized_keys', '.ssh/authorized_keys2'].map((f) => path.posix.join(user.home, f));
+  if (target.sshdReads.join(' ') !== sshdDefault.join(' ') || target.file !== sshdDefault[0]) {
     d.actions.push(`sshd reads ${user.name}'s keys from ${target.sshdReads.join(', ')}; the launch keys go to ${file}`);
   }
 
