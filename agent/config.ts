@@ -65,7 +65,8 @@ export interface Config {
   coexist: 'stand-aside' | 'take-over';
   hostKeys: { enabled: boolean; types: HostKeyType[] | 'auto'; rsaBits: number; ecdsaBits: number };
   passwords: { enabled: boolean; accounts: string[] | 'auto'; exclude: string[]; method: CryptChoice };
-  sshd: { enabled: boolean; permitRootLogin: PermitRootLogin; useDns: boolean; settings: Record<string, string> };
+  /** settingsAt: where each extra setting stands in the config file ("file:line:col"), for sshd's verdict. */
+  sshd: { enabled: boolean; permitRootLogin: PermitRootLogin; useDns: boolean; settings: Record<string, string>; settingsAt?: Record<string, string> };
   defaultUser: DefaultUser | null;
   metadata: MetadataConfig;
   authorizedKeys: AuthorizedKeysConfig;
@@ -160,6 +161,7 @@ function sshdSection(v: Validator, node: YamlNode | null, config: Config): void 
       continue;
     }
     s.settings[keyword] = value;
+    s.settingsAt = { ...s.settingsAt, [keyword]: v.where(pair.key) };
   }
 }
 

@@ -4,10 +4,12 @@ import { loadState, type LoadedState } from '../boot/state.js';
 import { errorMessage } from '../os/errors.js';
 import { localIdentity, type LocalIdentity } from '../os/identity.js';
 import type { RootTree } from '../os/root.js';
-import { effectiveSshdConfig } from '../os/sshd-effective.js';
+import { sshdOracle, type SshdMode } from '../os/sshd-oracle.js';
 import { listResolvedDir, lstatResolved, readResolvedText, readTreeLink, statResolved, type TreeText } from '../os/tree-read.js';
 import { parseAccountFile, passwdEntries, type PasswdEntry } from '../parsers/accounts.js';
-import { parseEffectiveConfig, splitArgs } from '../parsers/sshd-config.js';
+import { splitArgs } from '../parsers/sshd-config.js';
+import { defaultConfig, parseConfig, type Config } from '../config.js';
+import { proveKeysOnly, settlePlan, type KeysOnlyProof } from '../sshd/keys-only.js';
 import { loadConfigSet, type ConfigSet } from '../sshd/config-set.js';
 import { enabledUnits, type EnabledUnit } from './units.js';
 
@@ -34,10 +36,19 @@ export interface SshdFacts {
   source: 'sshd -T' | 'sshd -T (throwaway host key)' | 'config files';
   /** Why sshd -T could not run, when the config files were read instead. */
   problem: string | null;
-  /** Which sshd answered: the instance's own (live), the image's own (chroot), this machine's (host-sshd). */
-  checkedWith: 'live' | 'chroot' | 'host-sshd' | null;
+  /** Which sshd answered: the instance's own (live), the image's own (sandboxed), this machine's (sandboxed, over the tree's /etc/ssh). */
+  checkedWith: SshdMode | null;
   /** The config files as sshd reads them (for file:line evidence); null when unreadable. */
   set: ConfigSet | null;
+  /** Login contexts (`sshd -T -C`, one per account and Match block) that still take a password; null without sshd. */
+  contextFailures: string[] | null;
+  /** How many contexts sshd was asked about. */
+  contexts: number;
+  /**
+   * Set when the image has imprint.service enabled (and sshd hardening on): the settings above
+   * are the ones sshd will keep after imprint's first boot, proved the same way.
+   */
+  afterFirstBoot: string | null;
 }
 
 function memo<T>(fn: () => Promise<T>): () => Promise<T> {
@@ -126,6 +137,20 @@ export class AuditContext {
   readonly identity = memo((): Promise<LocalIdentity> => localIdentity(this.root));
   readonly units = memo((): Promise<EnabledUnit[]> => enabledUnits(this));
 
+  /** imprint's config when the image will run imprint boot (its unit enabled, sshd hardening on); else null. */
+  readonly imprintFirstBoot = memo(async (): Promise<Config | null> => {
+    if (this.live) return null;
+    if (!(await this.units()).some((u) => u.scope === 'system' && u.name === 'imprint.service')) return null;
+    const text = await this.text('/etc/imprint/imprint.yaml');
+    let config: Config;
+    try {
+      config = text === null ? defaultConfig() : parseConfig(text.text, '/etc/imprint/imprint.yaml');
+    } catch {
+      return null;
+    }
+    return config.sshd.enabled ? config : null;
+  });
+
   readonly sshd = memo(async (): Promise<SshdFacts | null> => {
     if ((await this.text('/etc/ssh/sshd_config')) === null) return null;
     let set: ConfigSet | null = null;
@@ -136,10 +161,24 @@ export class AuditContext {
       setProblem = errorMessage(err);
     }
     try {
-      const effective = await effectiveSshdConfig(this.root);
-      const settings = parseEffectiveConfig(effective.text);
-      if (effective.throwawayKey && !settings.has('hostkey')) settings.set('hostkey', [...DEFAULT_HOST_KEYS]);
-      return { settings, source: effective.throwawayKey ? 'sshd -T (throwaway host key)' : 'sshd -T', problem: null, set, checkedWith: effective.mode };
+      const oracle = await sshdOracle(this.root);
+      const firstBoot = await this.imprintFirstBoot();
+      let proof: KeysOnlyProof;
+      let afterFirstBoot: string | null = null;
+      if (firstBoot !== null) {
+        // Judged as it will be after first boot: imprint's own plan, checked by the image's sshd.
+        const settled = await settlePlan(this.root, firstBoot, oracle, true);
+        proof = await proveKeysOnly(this.root, oracle, { throwawayKey: true, candidates: settled.plan.candidates });
+        afterFirstBoot = 'imprint.service is enabled in the image: judged as after its first boot, which makes sshd keys-only';
+      } else {
+        proof = await proveKeysOnly(this.root, oracle, { throwawayKey: true });
+      }
+      const settings = proof.global;
+      if (proof.throwawayKey && !settings.has('hostkey')) settings.set('hostkey', [...DEFAULT_HOST_KEYS]);
+      return {
+        settings, source: proof.throwawayKey ? 'sshd -T (throwaway host key)' : 'sshd -T', problem: null, set, checkedWith: oracle.mode,
+        contextFailures: proof.failures, contexts: proof.contexts.length, afterFirstBoot,
+      };
     } catch (err) {
       if (set === null) throw new Error(`sshd -T failed (${errorMessage(err)}) and the config files do not parse (${setProblem})`);
       // sshd could not run (not installed here, no sandbox): read the files as sshd would, with its defaults.
@@ -157,7 +196,7 @@ export class AuditContext {
         }
       }
       settings.set('hostkey', hostKeys.length > 0 ? hostKeys : [...DEFAULT_HOST_KEYS]);
-      return { settings, source: 'config files', problem: errorMessage(err), set, checkedWith: null };
+      return { settings, source: 'config files', problem: errorMessage(err), set, checkedWith: null, contextFailures: null, contexts: 0, afterFirstBoot: null };
     }
   });
 }

@@ -18,13 +18,16 @@ Commands:
   boot      Make this instance (or the image tree under --root) safe and reachable, once per
             instance: new SSH host keys (the image's are overwritten and removed), a random
             password locked on root and every account with a usable password, sshd set to
-            keys only (checked with sshd -T before anything is replaced), and the default
+            keys only for every user and every Match context, proven by sshd -T -C (password,
+            keyboard-interactive, empty-password and root password logins refused; an image's
+            sshd runs only in a bubblewrap sandbox), and the default
             login user with its sudo rule when the config names one. Run at every boot by
             imprint.service; work already done for this instance is not repeated.
             Then the network phase: the instance-id, launch keys and product codes from the
             first metadata source that answers (NoCloud and config-drive seeds, then the EC2
-            metadata service, IMDSv2 first); the launch keys go into the login user's
-            ~/.ssh/authorized_keys, in a block imprint owns. A new instance-id redoes the work.
+            metadata service, IMDSv2 first); the launch keys go into the file sshd reads
+            keys from for the login user (AuthorizedKeysFile; ~/.ssh/authorized_keys by
+            default), in a block imprint owns. A new instance-id redoes the work.
   verify-product
             Check the product codes the config expects against the metadata (or the signed
             identity document), as boot does: exit 0 when all are confirmed, 1 otherwise.

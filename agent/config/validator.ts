@@ -36,6 +36,12 @@ export class Validator {
     return [...this.found].sort((a, b) => a.offset - b.offset).map((p) => p.text);
   }
 
+  /** "file:line:col" of a node, for messages given later (sshd's verdict on a setting). */
+  where(node: YamlNode | null | undefined): string {
+    const { line, col } = this.lines.linePos(node?.range?.[0] ?? 0);
+    return `${this.file}:${line}:${col}`;
+  }
+
   at(node: YamlNode | null | undefined, message: string): void {
     const offset = node?.range?.[0] ?? 0;
     const { line, col } = this.lines.linePos(offset);

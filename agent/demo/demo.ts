@@ -7,9 +7,8 @@ import { runBoot } from '../boot/engine.js';
 import { Console } from '../os/console.js';
 import { readTreeText, listTreeDir } from '../os/files.js';
 import { RootTree } from '../os/root.js';
-import { sshdRunner } from '../os/sshd.js';
+import { sshdOracle } from '../os/sshd-oracle.js';
 import { hashScheme, parseAccountFile, passwordState } from '../parsers/accounts.js';
-import { parseEffectiveConfig } from '../parsers/sshd-config.js';
 import { parsePublicKey } from '../parsers/ssh-public-key.js';
 import { ed25519Line } from '../metadata/emulator/keys.js';
 import { startEmulator } from '../metadata/emulator.js';
@@ -64,7 +63,7 @@ async function look(root: RootTree): Promise<Look> {
     const field = l.fields[1] as string;
     return [l.fields[0] as string, `${passwordState(field)} (${hashScheme(field)})`];
   }));
-  const effective = parseEffectiveConfig(await (await sshdRunner(root)).effective('/etc/ssh/sshd_config'));
+  const effective = (await (await sshdOracle(root)).effective({ specs: [null] })).answers[0] as Map<string, string[]>;
   const sshd = new Map(SSHD_KEYS.map((k) => [k, effective.get(k)?.[0] ?? '?']));
   return { keys, accounts, sshd, launchKeys: await launchKeys(root) };
 }

@@ -8,6 +8,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Exit codes that are answers rather than failures. */
   okCodes?: number[];
+  /** Data for extra descriptors: the child reads fds[0] on fd 3, fds[1] on fd 4, ... (bwrap --ro-bind-data, --seccomp). */
+  fds?: readonly Buffer[];
 }
 
 export interface RunResult {
@@ -29,7 +31,7 @@ export function run(program: string, args: readonly string[], opts: RunOptions =
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, {
       env: opts.env ?? CHILD_ENV,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', ...(opts.fds ?? []).map(() => 'pipe' as const)],
       timeout: opts.timeoutMs ?? 60_000,
       killSignal: 'SIGKILL',
     });
@@ -53,6 +55,11 @@ export function run(program: string, args: readonly string[], opts: RunOptions =
     });
     child.stdin.on('error', () => {
       /* the child may exit before reading its input; its exit status says what happened */
+    });
+    (opts.fds ?? []).forEach((data, i) => {
+      const fd = child.stdio[3 + i] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
+      fd.on('error', () => undefined);
+      fd.end(data);
     });
     child.stdin.end(opts.input ?? '');
   });

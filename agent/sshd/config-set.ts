@@ -56,21 +56,44 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-/** Expands one Include pattern inside the tree; extra (not yet written) files take part. */
+function byteOrder(a: string, b: string): number {
+  const [x, y] = [Buffer.from(a), Buffer.from(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * Expands one Include pattern inside the tree as glob(3) does for sshd: a wildcard may stand in
+ * any component (sshd_config.d/*\/extra.conf), a leading dot is matched only by a dot, and the
+ * whole list is sorted in byte order. Extra (not yet written) files take part. A pattern
+ * without wildcards names its file whether or not it exists (sshd skips a missing one).
+ */
 export async function expandIncludePattern(root: RootTree, pattern: string, extraFiles: Iterable<string>): Promise<string[]> {
   const abs = pattern.startsWith('/') ? pattern : `/etc/ssh/${pattern}`;
-  const dir = path.posix.dirname(abs);
-  const base = path.posix.basename(abs);
-  if (GLOB_CHARS.test(dir)) throw new ImprintError(`Include ${pattern}: wildcards in directory names are not supported`);
-  if (!GLOB_CHARS.test(base)) return [abs];
-  const re = globToRegExp(base);
-  const names = new Set((await listTreeDir(root, dir)).filter((n) => re.test(n) && (base.startsWith('.') || !n.startsWith('.'))));
-  for (const extra of extraFiles) {
-    const name = path.posix.basename(extra);
-    if (path.posix.dirname(extra) === dir && re.test(name) && !name.startsWith('.')) names.add(name);
+  if (!GLOB_CHARS.test(abs)) return [abs];
+  const parts = abs.split('/').filter(Boolean);
+  const extras = [...extraFiles];
+  let current = ['/'];
+  for (const [i, part] of parts.entries()) {
+    const next: string[] = [];
+    for (const dir of current) {
+      if (!GLOB_CHARS.test(part)) {
+        next.push(path.posix.join(dir, part));
+        continue;
+      }
+      const re = globToRegExp(part);
+      const names = new Set((await listTreeDir(root, dir)).filter((n) => re.test(n) && (part.startsWith('.') || !n.startsWith('.'))));
+      if (i === parts.length - 1) {
+        for (const extra of extras) {
+          const name = path.posix.basename(extra);
+          if (path.posix.dirname(extra) === dir && re.test(name) && !name.startsWith('.')) names.add(name);
+        }
+      }
+      for (const n of names) next.push(path.posix.join(dir, n));
+    }
+    current = next;
   }
-  // glob(3) sorts with strcmp: byte order, not locale order.
-  return [...names].sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : Buffer.from(a) > Buffer.from(b) ? 1 : 0)).map((n) => `${dir}/${n}`);
+  // Intermediate literal components may not exist; listTreeDir gives nothing for those.
+  return current.sort(byteOrder);
 }
 
 /**

@@ -9,6 +9,8 @@ export interface Setting {
   value: string;
   /** Must hold in `sshd -T` afterwards, or the task fails (the security settings). */
   required: boolean;
+  /** For an operator's extra setting (sshd.settings): where it stands in the config, "file:line:col". */
+  from?: string;
 }
 
 /** Keywords sshd treats as one setting: the first of either that it reads wins. */
@@ -36,7 +38,9 @@ export function desiredSettings(config: Config): Setting[] {
     { keyword: 'PubkeyAuthentication', value: 'yes', required: true },
     { keyword: 'PermitRootLogin', value: permitRootLogin(config), required: true },
     { keyword: 'UseDNS', value: config.sshd.useDns ? 'yes' : 'no', required: false },
-    ...Object.entries(config.sshd.settings).map(([keyword, value]) => ({ keyword, value, required: false })),
+    ...Object.entries(config.sshd.settings).map(([keyword, value]) => ({
+      keyword, value, required: false, from: config.sshd.settingsAt?.[keyword] ?? `${config.source ?? 'imprint.yaml'}: sshd.settings.${keyword}`,
+    })),
   ];
 }
 

@@ -1,9 +1,12 @@
+import path from 'node:path';
 import type { Task, TaskContext } from '../boot/task.js';
 import type { TaskRecorder } from '../boot/report.js';
 import type { Config } from '../config.js';
 import { INSTANCE_ID, type LaunchKey } from '../metadata/types.js';
 import { ImprintError } from '../os/errors.js';
-import { homePath, lookupUser, readHomeFile, writeHomeFile, type HomeUser } from '../os/home-files.js';
+import { lookupUser, readHomeFile, writeHomeFile, type HomeUser } from '../os/home-files.js';
+import { readSystemKeysFile, writeSystemKeysFile } from '../os/system-keys-file.js';
+import { keysFileTarget, type KeysFileTarget } from '../sshd/authorized-keys-file.js';
 import {
   managedBlock,
   parseAuthorizedKeysFile,
@@ -14,7 +17,9 @@ import {
 } from '../parsers/authorized-keys.js';
 import { configuredUser, keyOwners, type KeyOwner } from './key-owners.js';
 
-// The launch key(s) from metadata into the user's ~/.ssh/authorized_keys. imprint owns one
+// The launch key(s) from metadata into the file sshd reads keys from for that user
+// (AuthorizedKeysFile as the image's sshd applies it to the user, sshd/authorized-keys-file.ts;
+// ~/.ssh/authorized_keys by default). imprint owns one
 // marked block in that file and replaces it on every run, so keys of a previous instance (a
 // rebundled image) are removed instead of piling up; the user's own lines stay byte for byte.
 // Every key is validated first (parsers/authorized-keys.ts); the write goes through
@@ -32,6 +37,7 @@ export interface InstalledKey {
 interface Decision {
   user: HomeUser;
   file: string;
+  target: KeysFileTarget;
   /** Keys that go into the block. */
   keys: InstalledKey[];
   /** New file content, or null when nothing is to be written. */
@@ -113,13 +119,24 @@ async function decide(ctx: TaskContext, owner: KeyOwner): Promise<Decision> {
     throw new ImprintError(`instance id ${JSON.stringify(String(md.instanceId).slice(0, 40))} is not a valid instance id`);
   }
   const user = await lookupUser(ctx.root, owner.user);
-  const file = homePath(user, AUTHORIZED_KEYS_FILE);
-  const d: Decision = { user, file, keys: [], text: null, actions: [], warnings: [], previous: [], alreadyTheUsers: 0 };
+  const target = await keysFileTarget(ctx.root, user);
+  if (target.file === '') {
+    throw new ImprintError(`no file sshd reads keys from for ${user.name} can be written safely (AuthorizedKeysFile: ${target.sshdReads.join(' ') || 'none'}${target.skipped.length > 0 ? `; ${target.skipped.join('; ')}` : ''})`);
+  }
+  const file = target.file;
+  const d: Decision = { user, file, target, keys: [], text: null, actions: [], warnings: [], previous: [], alreadyTheUsers: 0 };
+  if (target.assumed) d.warnings.push(target.assumed);
+  for (const s of target.skipped) d.warnings.push(`not written to ${s} (sshd would not read it)`);
+  if (target.command) d.warnings.push(`AuthorizedKeysCommand ${target.command} is set: sshd also asks it for ${user.name}'s keys`);
+  const sshdDefault = ['.ssh/authorized_keys', '.ssh/authorized_keys2'].map((f) => path.posix.join(user.home, f));
+  if (target.sshdReads.join(' ') !== sshdDefault.join(' ') || target.file !== sshdDefault[0]) {
+    d.actions.push(`sshd reads ${user.name}'s keys from ${target.sshdReads.join(', ')}; the launch keys go to ${file}`);
+  }
 
   // The file is handled as latin1 text: one character per byte, so whatever bytes the user's
   // lines hold (even invalid UTF-8) are written back exactly; imprint's block is UTF-8 encoded
   // into that representation (toFileText).
-  const raw = await readHomeFile(ctx.root, user, AUTHORIZED_KEYS_FILE);
+  const raw = target.inHome !== null ? await readHomeFile(ctx.root, user, target.inHome) : await readSystemKeysFile(ctx.root, file);
   const oldText = raw === null ? null : raw.toString('latin1');
   const existing = oldText === null ? null : parseAuthorizedKeysFile(oldText);
   const blocks = existing?.parts.filter((p) => p.kind === 'imprint') ?? [];
@@ -231,14 +248,20 @@ async function apply(ctx: TaskContext, rec: TaskRecorder, d: Decision, platformR
   else {
     rec.detail('user', d.user.name);
     rec.detail('file', d.file);
+    rec.detail('sshdReads', d.target.sshdReads);
+    if (d.target.command) rec.detail('authorizedKeysCommand', d.target.command);
     rec.detail('keys', d.keys);
     if (d.previous.length > 0) rec.detail('previousInstances', d.previous);
   }
   if (d.text !== null) {
-    const result = await writeHomeFile(ctx.root, d.user, AUTHORIZED_KEYS_FILE, Buffer.from(d.text, 'latin1'));
-    for (const dir of result.createdDirs) rec.action(`created ${dir} (0700, ${d.user.name})`);
-    if (result.previousMode !== null && result.previousMode !== 0o600) {
-      rec.action(`${d.file} was mode 0${result.previousMode.toString(8)}; now 0600`);
+    if (d.target.inHome === null) {
+      await writeSystemKeysFile(ctx.root, d.file, Buffer.from(d.text, 'latin1'), d.user.uid);
+    } else {
+      const result = await writeHomeFile(ctx.root, d.user, d.target.inHome, Buffer.from(d.text, 'latin1'));
+      for (const dir of result.createdDirs) rec.action(`created ${dir} (0700, ${d.user.name})`);
+      if (result.previousMode !== null && result.previousMode !== 0o600) {
+        rec.action(`${d.file} was mode 0${result.previousMode.toString(8)}; now 0600`);
+      }
     }
   }
   if (!platformRows) rec.detail('written', d.text !== null);

@@ -7,7 +7,7 @@ import { listTreeDir, readTreeText, replaceTreeFile, setTreeOwnership, shredTree
 import { generateKeyPair, type HostKeyType } from '../os/ssh-keygen.js';
 import { groupEntries, parseAccountFile } from '../parsers/accounts.js';
 import { fingerprintLine, parsePublicKey } from '../parsers/ssh-public-key.js';
-import { sshdRunner } from '../os/sshd.js';
+import { sshdOracle } from '../os/sshd-oracle.js';
 import { loadConfigSet } from '../sshd/config-set.js';
 import { splitArgs } from '../parsers/sshd-config.js';
 import { unlink } from 'node:fs/promises';
@@ -126,7 +126,7 @@ async function removeStaleTemps(ctx: TaskContext, wanted: WantedKey[]): Promise<
 }
 
 async function sshdLoadsKeysPerConnection(ctx: TaskContext): Promise<boolean> {
-  const version = await sshdRunner(ctx.root).then((r) => r.version(), () => null);
+  const version = await sshdOracle(ctx.root).then((o) => o.version(), () => null);
   return version !== null && (version[0] < 9 || (version[0] === 9 && version[1] < 8));
 }
 

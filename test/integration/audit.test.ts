@@ -393,7 +393,7 @@ describe('imprint audit --root on a real Debian 12 rootfs', function () {
     assert.equal(await fullDigest(tree), before, 'audit changed nothing in the image (not even /run/sshd)');
     assert.deepEqual(stock.checks.filter((c) => c.status === 'error').map((c) => `${c.id}: ${c.detail}`), []);
     const auth = flat(stock).find((f) => f.check === 'sshd.authentication');
-    assert.equal(auth?.facts?.checkedWith, 'chroot', 'the image\'s own sshd answered');
+    assert.equal(auth?.facts?.checkedWith, 'image-sshd', 'the image\'s own sshd answered');
     assert.deepEqual(flat(stock, 'high').map(key).sort(), [
       'accounts.usable-passwords high /etc/shadow:2',
       'accounts.usable-passwords high /etc/shadow:22',

@@ -127,7 +127,7 @@ describe('imprint boot --root: local phase', function () {
     assert.equal(sshd?.details.effective?.passwordauthentication, 'no');
   });
 
-  it('edits sshd_config in place when it has no Include, keeping comments, Match blocks and other lines', async () => {
+  it('edits sshd_config in place when it has no Include, keeping comments and other lines, and neutralising the Match block\'s password line', async () => {
     const main = [
       '# my image', 'Port 22', 'PasswordAuthentication yes', '#PermitRootLogin yes', 'X11Forwarding no', '',
       'Match User backup', '  PasswordAuthentication yes', '  ForceCommand /bin/false', '',
@@ -143,7 +143,9 @@ describe('imprint boot --root: local phase', function () {
     for (const kept of ['# my image', 'Port 22', '#PermitRootLogin yes', 'X11Forwarding no', 'Match User backup', '  ForceCommand /bin/false']) assert.ok(lines.includes(kept), kept);
     // Added settings go before the Match block, where they apply to every connection.
     assert.ok(lines.indexOf('PermitRootLogin prohibit-password') < lines.indexOf('Match User backup'));
-    assert.ok(lines.indexOf('  PasswordAuthentication yes') > lines.indexOf('Match User backup'), 'the Match block is left as it was');
+    // The Match block's own password line is neutralised in place (it would apply to backup's logins).
+    assert.ok(lines.indexOf('  PasswordAuthentication no') > lines.indexOf('Match User backup'));
+    assert.ok(lines.includes('  # imprint: was "PasswordAuthentication yes"'));
     assert.equal(setting(await effectiveSshd(root), 'passwordauthentication'), 'no');
   });
 
@@ -156,21 +158,31 @@ describe('imprint boot --root: local phase', function () {
     assert.equal(setting(await effectiveSshd(root), 'passwordauthentication'), 'no');
   });
 
-  it('keeps the old sshd files when sshd rejects the new settings, still does the other tasks, and exits 1', async () => {
+  it('applies the keys-only core without an extra setting sshd rejects, names it at imprint.yaml:line:col, exits 1; --dry-run catches it too', async () => {
     const sshdDir = path.join(root, 'etc/ssh');
-    const before = await Promise.all(['sshd_config', 'sshd_config.d/50-cloud-init.conf'].map((f) => readFile(path.join(sshdDir, f), 'utf8')));
-    await writeConfig(root, `${FAST_KEYS_CONFIG}sshd:\n  settings:\n    NoSuchOption: yes\n`);
+    const cloudInit = await readFile(path.join(sshdDir, 'sshd_config.d/50-cloud-init.conf'), 'utf8');
+    await writeConfig(root, `${FAST_KEYS_CONFIG}sshd:\n  settings:\n    X11Forwarding: no\n    NoSuchOption: yes\n`);
+    const dry = await imprint(['boot', '--root', root, '--dry-run']);
+    assert.equal(dry.code, 1, dry.stdout);
+    assert.match(dry.stderr + dry.stdout, /imprint\.yaml:6:5: sshd rejects NoSuchOption yes: Bad configuration option: NoSuchOption/);
+    await assert.rejects(stat(path.join(sshdDir, 'sshd_config.d/00-imprint.conf')), 'a dry run writes nothing');
+
     const run = await imprint(['boot', '--root', root]);
     assert.equal(run.code, 1);
-    assert.match(run.stderr + run.stdout, /sshd-config: error: sshd rejected the new configuration; the old one is kept/);
-    const after = await Promise.all(['sshd_config', 'sshd_config.d/50-cloud-init.conf'].map((f) => readFile(path.join(sshdDir, f), 'utf8')));
-    assert.deepEqual(after, before);
-    await assert.rejects(stat(path.join(sshdDir, 'sshd_config.d/00-imprint.conf')));
+    const out = run.stderr + run.stdout;
+    assert.match(out, /sshd-config: error: [^\n]*imprint\.yaml:6:5: sshd rejects NoSuchOption yes: Bad configuration option: NoSuchOption/);
+    assert.doesNotMatch(out, /imprint-check|\.tmp\b/, 'no temp file name in the message');
+    const dropIn = await readFile(path.join(sshdDir, 'sshd_config.d/00-imprint.conf'), 'utf8');
+    assert.match(dropIn, /^PasswordAuthentication no$/m);
+    assert.match(dropIn, /^X11Forwarding no$/m, 'the extra setting sshd accepts is applied');
+    assert.doesNotMatch(dropIn, /NoSuchOption/);
+    assert.equal(await readFile(path.join(sshdDir, 'sshd_config.d/50-cloud-init.conf'), 'utf8'), cloudInit);
+    assert.equal(setting(await effectiveSshd(root), 'passwordauthentication'), 'no', 'password logins are off although an extra setting was bad');
     assert.equal((await shadowStates(root)).get('root'), 'locked', 'passwords are still locked');
     // The failed task is retried at the next boot; the done ones are not.
     const again = await imprint(['boot', '--root', root]);
     assert.match(again.stdout, /host-keys: already done/);
-    assert.match(again.stderr + again.stdout, /sshd-config: error/);
+    assert.match(again.stderr + again.stdout, /sshd-config: error: [^\n]*sshd rejects NoSuchOption/);
   });
 
   it('changes nothing on a second run for the same instance', async () => {

@@ -131,6 +131,9 @@ describe('config', () => {
           permitRootLogin: 'no',
           useDns: true,
           settings: { X11Forwarding: 'no', AllowTcpForwarding: 'yes', MaxAuthTries: '3', ClientAliveInterval: '120', Banner: '/etc/issue.net', AcceptEnv: 'LANG LC_*' },
+          // Where each extra setting stands, for sshd's verdict ("imprint.yaml:line:col: sshd rejects ...").
+          settingsAt: Object.fromEntries(['X11Forwarding', 'AllowTcpForwarding', 'MaxAuthTries', 'ClientAliveInterval', 'Banner', 'AcceptEnv']
+            .map((k) => [k, `site.yaml:${text.split('\n').findIndex((l) => l.startsWith(`    ${k}:`)) + 1}:5`])),
         },
         defaultUser: { name: 'admin', groups: ['wheel', 'docker'], shell: '/bin/zsh', sudo: 'ALL=(ALL) ALL', gecos: 'Site administrator' },
         metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536, platform: 'auto', platformUsers: 'create', hostname: true },

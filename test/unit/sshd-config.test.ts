@@ -11,6 +11,7 @@ import {
   printSshdConfig,
   splitArgs,
   withValue,
+  firstArg,
 } from '../../agent/parsers/sshd-config.js';
 
 /** What a generated line is, so that the parse can be checked against it. */
@@ -182,8 +183,17 @@ describe('parsers/sshd-config', () => {
       assert.equal(printSshdConfig(parsed), text);
     });
 
+    it('reads a quoted keyword, a quoted value, a trailing comment and CRLF the way sshd does, and keeps CRLF on edits', () => {
+      const text = '"PasswordAuthentication" "yes"\r\n  KbdInteractiveAuthentication yes # legacy\r\nMatch all\r\n  PermitRootLogin=\'yes\'\r\n';
+      const config = parseSshdConfig(text, 'cfg');
+      assert.deepEqual(config.lines.map((l) => [l.key, firstArg(l)]), [['passwordauthentication', 'yes'], ['kbdinteractiveauthentication', 'yes'], ['match', 'all'], ['permitrootlogin', 'yes']]);
+      const lines = config.lines.map((l) => (l.key === 'match' ? l : withValue(l, 'no')));
+      lines.splice(1, 0, commentLine('imprint: edited'));
+      assert.equal(printSshdConfig({ ...config, lines }), '"PasswordAuthentication" no\r\n# imprint: edited\r\n  KbdInteractiveAuthentication no\r\nMatch all\r\n  PermitRootLogin=no\r\n');
+    });
+
     it('rejects lines that are not "Keyword value" with a ParseError at the right line', () => {
-      const bad = ['=yes', '1Port 22', 'Port-Number 22', '"Port" 22', 'Port\0 22', 'Port 22\0', '-Port 22', 'Por\u00e9t 22', 'Port 2\r2'];
+      const bad = ['=yes', '1Port 22', 'Port-Number 22', '"Port 22', 'Port\0 22', 'Port 22\0', '-Port 22', 'Por\u00e9t 22', 'Port 2\r2'];
       for (const line of bad) {
         const text = `Port 22\n# ok\n${line}\nUseDNS no\n`;
         assert.throws(

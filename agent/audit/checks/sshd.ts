@@ -2,11 +2,14 @@ import type { AuditContext, SshdFacts } from '../context.js';
 import { ev, finding, G } from '../guidelines.js';
 import { CheckSkipped, type Check, type Evidence, type Finding } from '../types.js';
 import { firstGlobal } from '../../sshd/config-set.js';
+import { firstArg } from '../../parsers/sshd-config.js';
 
-// sshd's effective settings, from `sshd -T` run the way boot runs it (the image's own sshd in a
-// chroot, or this machine's in a sandbox over the tree's /etc/ssh), with file:line evidence from
-// the configuration files sshd reads. Match blocks are read too: sshd -T without -C prints the
-// global values, and a Match block can turn passwords back on for some connections.
+// sshd's effective settings, from the same sshd oracle boot uses (os/sshd-oracle.ts: the image's
+// own sshd in the sandbox, or this machine's over the tree's /etc/ssh), with file:line evidence
+// from the configuration files sshd reads. Match blocks are judged by sshd too: `sshd -T -C` for
+// every account that can log in and every Match block's context; a Match line is reported only
+// when sshd says some context takes a password because of it. An image with imprint.service
+// enabled is judged as it will be after first boot, and the finding says so.
 
 const ALIASES: Record<string, string[]> = {
   kbdinteractiveauthentication: ['kbdinteractiveauthentication', 'challengeresponseauthentication'],
@@ -25,7 +28,7 @@ export function effective(f: SshdFacts, key: string): string {
 /** Where the effective value of a keyword was set: its first global line, else sshd's default. */
 function settingEvidence(f: SshdFacts, key: string): Evidence {
   const value = effective(f, key);
-  const origin = f.source === 'config files' ? ` (read from the config files: ${f.problem ?? 'sshd -T could not run'})` : '';
+  const origin = f.source === 'config files' ? ` (read from the config files: ${f.problem ?? 'sshd -T could not run'})` : f.afterFirstBoot ? ` (${f.afterFirstBoot})` : '';
   for (const k of ALIASES[key] ?? [key]) {
     const line = f.set ? firstGlobal(f.set, k) : undefined;
     if (line) return ev(line.file, line.index + 1, `${line.line.raw.trim()}${origin}`);
@@ -33,12 +36,24 @@ function settingEvidence(f: SshdFacts, key: string): Evidence {
   return ev('/etc/ssh/sshd_config', null, `${key} ${value} (sshd's default: no line sets it)${origin}`);
 }
 
-/** Lines inside Match blocks (or files included from one) that set a keyword to one of `values`. */
+/**
+ * Lines inside Match blocks (or files included from one) that set a keyword to one of `values`,
+ * read as sshd reads them (quotes removed, trailing comment dropped). With sshd at hand, only
+ * when sshd itself reports a login context that takes a password with that keyword.
+ */
 function matchLines(f: SshdFacts, key: string, values: RegExp): Evidence[] {
   if (!f.set) return [];
   const keys = ALIASES[key] ?? [key];
+  if (f.contextFailures !== null) {
+    const contexts = f.contextFailures.filter((c) => keys.some((k) => c.includes(`${k} `)));
+    if (contexts.length === 0) return [];
+    const note = ` (sshd -T -C: ${contexts.slice(0, 3).map((c) => c.split(':')[0]).join('; ')}${contexts.length > 3 ? '; …' : ''}${f.afterFirstBoot ? `; ${f.afterFirstBoot}` : ''})`;
+    return f.set.order
+      .filter((r) => !r.global && r.line.kind === 'directive' && keys.includes(r.line.key) && values.test(firstArg(r.line)))
+      .map((r) => ev(r.file, r.index + 1, `${r.line.raw.trim()}${note}`));
+  }
   return f.set.order
-    .filter((r) => !r.global && r.line.kind === 'directive' && keys.includes(r.line.key) && values.test(r.line.value.trim()))
+    .filter((r) => !r.global && r.line.kind === 'directive' && keys.includes(r.line.key) && values.test(firstArg(r.line)))
     .map((r) => ev(r.file, r.index + 1, r.line.raw.trim()));
 }
 
@@ -58,8 +73,9 @@ export const sshdAuthentication: Check = {
     const keysOnly = methods.length === 1 && methods[0] === 'publickey';
     const summary = ['passwordauthentication', 'kbdinteractiveauthentication', 'pubkeyauthentication', 'permitrootlogin', 'permitemptypasswords', 'usepam', 'authenticationmethods']
       .map((k) => `${k} ${effective(f, k) || '?'}`).join(', ');
-    return [finding('info', keysOnly ? 'sshd accepts public keys only' : `sshd accepts ${methods.join(', ') || 'no login method'}`,
-      ev('/etc/ssh/sshd_config', null, `${summary} (${f.source}${f.checkedWith ? `, ${f.checkedWith === 'chroot' ? 'the image\'s own sshd' : f.checkedWith === 'live' ? 'this system\'s sshd' : 'this machine\'s sshd over the tree\'s /etc/ssh'}` : ''})`),
+    const when = f.afterFirstBoot ? ' after imprint\'s first boot (imprint.service is enabled in the image; judged as after it)' : '';
+    return [finding('info', keysOnly ? `sshd accepts public keys only${when}` : `sshd accepts ${methods.join(', ') || 'no login method'}${when}`,
+      ev('/etc/ssh/sshd_config', null, `${summary} (${f.source}${f.checkedWith ? `, ${f.checkedWith === 'image-sshd' ? 'the image\'s own sshd, sandboxed' : f.checkedWith === 'live' ? 'this system\'s sshd' : 'this machine\'s sshd over the tree\'s /etc/ssh, sandboxed'}` : ''}${f.contexts > 0 ? `, ${f.contexts} login contexts with -C` : ''}${f.afterFirstBoot ? `; ${f.afterFirstBoot}` : ''})`),
       { keysOnly, methods: methods.join(','), source: f.source, checkedWith: f.checkedWith })];
   },
 };
