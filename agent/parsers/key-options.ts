@@ -83,7 +83,7 @@ export function strtonum(text: string, min: number, max: number): number | null 
   if (!m) return null;
   const digits = (m[2] as string).replace(/^0+(?=\d)/, '');
   if (digits.length > 16) return null;
-  const value = Number(digits) * (m[1] === '-' ? -1 : 1);
+  const value = m[1] === '-' && Number(digits) !== 0 ? -Number(digits) : Number(digits);
   return value < min || value > max ? null : value;
 }
 
