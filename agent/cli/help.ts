@@ -75,7 +75,8 @@ Config (YAML, every key optional; unknown keys are errors):
                 http://[fd00:ec2::254]), deadline (120s), request_timeout (2s),
                 imdsv1 (auto: only when the service has no IMDSv2; never), max_body (64KiB)
   authorized_keys: enabled (true), user (auto: default_user, else root),
-                allow_options (false: options such as command= in metadata keys are dropped)
+                allow_options (false: options that narrow a key, such as command=, are kept;
+                a key with cert-authority, no-touch-required or environment= is refused)
   product_codes: expected ([] = no check), source (metadata | identity-document),
                 on_mismatch (warn | fail | stop-units), units ([]), certificate (the pinned
                 region certificate, PEM, required with identity-document)
