@@ -45,7 +45,8 @@ except OSError:
 }
 
 describe('SELinux contexts of what imprint writes', function () {
-  this.timeout(120_000);
+  // setfiles runs after every write; on a loaded machine a case takes a minute or more.
+  this.timeout(300_000);
   let tree = '';
   let root: RootTree;
 
