@@ -273,7 +273,8 @@ export function parseKeyOptions(text: string, env: OptionsEnvironment = {}): Opt
   const e = defaults();
   const fail = (reason: string): OptionsResult => ({ ok: false, reason });
   let i = 0;
-  const lower = text.toLowerCase();
+  // strncasecmp in the C locale: ASCII letters only, so that indexes stay those of `text`.
+  const lower = text.replace(/[A-Z]/g, (c) => c.toLowerCase());
   while (i < text.length && text[i] !== ' ' && text[i] !== '\t') {
     let matched = false;
     for (const [flag, negatable] of FLAGS) {

@@ -36,6 +36,9 @@ describe('parsers/key-options: sshd grammar', () => {
     assert.deepEqual(ok('no-pty,,no-user-rc'), [{ name: 'no-pty', value: null }, { name: 'no-user-rc', value: null }]);
     assert.deepEqual(ok('no-pty,'), [{ name: 'no-pty', value: null }]);
     for (const t of ['no-restrict', 'no-cert-authority', 'ptyx', 'pty="x"', 'command', 'command =""', 'bogus']) assert.match(bad(t), /unknown key option/, t);
+    // Case folding is ASCII only (strncasecmp): a non-ASCII letter neither matches nor shifts what follows.
+    assert.match(bad('İ,no-pty'), /unknown key option/);
+    assert.deepEqual(ok('command="İİ",NO-PTY'), [{ name: 'command', value: 'İİ' }, { name: 'no-pty', value: null }]);
   });
 
   it('quoted values: \\" is a quote, any other byte is kept, blanks inside quotes are part of the value', () => {
