@@ -85,7 +85,8 @@ Config (YAML, every key optional; unknown keys are errors):
                 users the platform names for keys), hostname (true: the platform's host name
                 where the image has none of its own)
   authorized_keys: enabled (true), user (auto: default_user, else root),
-                allow_options (false: options such as command= in metadata keys are dropped)
+                allow_options (false: options that narrow a key, such as command=, are kept;
+                a key with cert-authority, no-touch-required or environment= is refused)
   product_codes: expected ([] = no check), source (metadata | identity-document),
                 on_mismatch (warn | fail | stop-units), units ([]), certificate (the pinned
                 region certificate, PEM, required with identity-document)

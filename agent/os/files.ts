@@ -5,6 +5,7 @@ import path from 'node:path';
 import { crashPoint } from './crash.js';
 import { ImprintError } from './errors.js';
 import type { RootTree } from './root.js';
+import { restoreContexts } from './selinux.js';
 
 export interface Ownership {
   mode: number;
@@ -73,7 +74,16 @@ async function fsyncDir(hostDir: string): Promise<void> {
 /** Creates a directory (and missing parents) inside the tree, never through a symlink. */
 export async function ensureTreeDir(root: RootTree, inTree: string, mode = 0o755): Promise<void> {
   await root.assertNoSymlinks(inTree);
-  await mkdir(root.path(inTree), { recursive: true, mode });
+  const first = await mkdir(root.path(inTree), { recursive: true, mode });
+  if (first !== undefined) {
+    // The directories made, from the first one down to inTree, get the policy's labels.
+    const made: string[] = [];
+    for (let p = path.posix.normalize(inTree); ; p = path.posix.dirname(p)) {
+      made.unshift(p);
+      if (root.path(p) === path.resolve(first) || p === '/') break;
+    }
+    await restoreContexts(root, made);
+  }
 }
 
 /**
@@ -112,6 +122,7 @@ export async function writeTreeFileAtomic(root: RootTree, inTree: string, data: 
   await rename(temp, target);
   await fsyncDir(dir);
   crashPoint(`after rename ${inTree}`);
+  await restoreContexts(root, [inTree]);
 }
 
 /** Moves a prepared file (already in the target's directory) over the target, durably. */
@@ -123,6 +134,7 @@ export async function replaceTreeFile(root: RootTree, fromHostPath: string, inTr
   await rename(fromHostPath, target);
   await fsyncDir(path.dirname(target));
   crashPoint(`after rename ${inTree}`);
+  await restoreContexts(root, [inTree]);
 }
 
 export async function setTreeOwnership(root: RootTree, inTree: string, own: Ownership): Promise<void> {

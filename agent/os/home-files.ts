@@ -8,6 +8,7 @@ import { crashPoint } from './crash.js';
 import { ImprintError } from './errors.js';
 import { readTreeText, writeNewFile } from './files.js';
 import type { RootTree } from './root.js';
+import { restoreContexts } from './selinux.js';
 
 // Files in a user's home (~/.ssh/authorized_keys), written the way OpenSSH's StrictModes wants
 // them and so that nobody who controls the home can redirect the write: every component from
@@ -371,6 +372,7 @@ export async function writeHomeFile(root: RootTree, user: HomeUser, rel: string,
     await rename(temp, target);
     await dir.handle.sync();
     crashPoint(`after rename ${inTree}`);
+    await restoreContexts(root, [...created, inTree]);
     return { createdDirs: created, replaced: existing !== null, previousMode: existing ? existing.mode & 0o7777 : null };
   } finally {
     await chain.close();

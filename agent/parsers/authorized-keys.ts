@@ -1,5 +1,6 @@
 import { ParseError } from './errors.js';
-import { certifiedKeyType, parsePublicKey, type PublicKey } from './ssh-public-key.js';
+import { formatKeyOptions, neverLogsIn, parseKeyOptions, widenings, type KeyOption, type KeyOptionEffect, type OptionsEnvironment } from './key-options.js';
+import { certifiedKeyType, parsePublicKey, SSHD_LINE_KEY_TYPES, type PublicKey } from './ssh-public-key.js';
 
 // authorized_keys lines, read the way sshd reads them (sshd(8), AUTHORIZED_KEYS FILE FORMAT;
 // auth2-pubkey.c, auth-options.c): an optional options field (comma-separated, values in double
@@ -14,117 +15,27 @@ export const MAX_COMMENT_CHARS = 256;
 /** Smallest RSA modulus accepted (OpenSSH 9 refuses smaller keys too). */
 export const MIN_RSA_BITS = 2048;
 
-const PLAIN_ALLOWED = [
+/**
+ * The key types a launch key may have: the plain types sshd honours on a key line, under every
+ * name sshd reads for them (rsa-sha2-256/512 are RSA; webauthn-sk-ecdsa is the ECDSA-SK key).
+ * Not DSA (refused by default since OpenSSH 7.0, gone in 10.0); not certificates: sshd honours
+ * a certificate only through a cert-authority line holding its CA's key, so a certificate on
+ * its own line never logs anyone in.
+ */
+export const ALLOWED_KEY_TYPES: ReadonlySet<string> = new Set([
   'ssh-ed25519',
   'ecdsa-sha2-nistp256',
   'ecdsa-sha2-nistp384',
   'ecdsa-sha2-nistp521',
   'ssh-rsa',
+  'rsa-sha2-256',
+  'rsa-sha2-512',
   'sk-ssh-ed25519@openssh.com',
   'sk-ecdsa-sha2-nistp256@openssh.com',
-];
-const certName = (plain: string): string => `${plain.replace(/@openssh\.com$/, '')}-cert-v01@openssh.com`;
-
-/** The key types a launch key may have: the plain types and their certificates. Not DSA. */
-export const ALLOWED_KEY_TYPES: ReadonlySet<string> = new Set([...PLAIN_ALLOWED, ...PLAIN_ALLOWED.map(certName)]);
-
-/** Every type name sshd itself recognises at the start of a line (so that it is not read as options). */
-const SSHD_KEY_TYPES: ReadonlySet<string> = new Set([...ALLOWED_KEY_TYPES, 'ssh-dss', certName('ssh-dss')]);
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-export interface KeyOption {
-  /** Lower case, as sshd compares them case-insensitively ("no-pty", "command"). */
-  name: string;
-  /** The dequoted value of a name="value" option; null for a flag. */
-  value: string | null;
-}
-
-/** Flags sshd knows, and whether it also takes them with a "no-" prefix (auth-options.c). */
-const FLAGS: ReadonlyMap<string, boolean> = new Map([
-  ['restrict', false],
-  ['cert-authority', false],
-  ['port-forwarding', true],
-  ['agent-forwarding', true],
-  ['x11-forwarding', true],
-  ['touch-required', true],
-  ['verify-required', true],
-  ['pty', true],
-  ['user-rc', true],
+  'webauthn-sk-ecdsa-sha2-nistp256@openssh.com',
 ]);
-const VALUED = new Set(['command', 'principals', 'from', 'expiry-time', 'environment', 'permitopen', 'permitlisten', 'tunnel']);
 
-/** Checks sshd makes on a value while parsing (the rest, such as from=, it checks at login). */
-function valueProblem(name: string, value: string): string | null {
-  switch (name) {
-    case 'expiry-time':
-      return /^\d{8}(?:\d{4}(?:\d{2})?)?Z?$/.test(value) ? null : 'expiry-time is not YYYYMMDD[HHMM[SS]][Z]';
-    case 'environment':
-      return /^[A-Za-z_][A-Za-z0-9_]*=/.test(value) ? null : 'environment is not NAME=value';
-    case 'tunnel':
-      return /^\d{1,10}$/.test(value) ? null : 'tunnel is not a device number';
-    case 'permitopen':
-    case 'permitlisten':
-      return /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+|\*):(?:\d{1,5}|\*)$/.test(value) || (name === 'permitlisten' && /^(?:\d{1,5}|\*)$/.test(value))
-        ? null
-        : `${name} is not host:port`;
-    default:
-      return null;
-  }
-}
-
-export type OptionsResult = { ok: true; options: KeyOption[] } | { ok: false; reason: string };
-
-/**
- * Parses an options field ("no-pty,command=\"a \\\"b\\\"\"") as sshd's sshauthopt_parse does:
- * known flags (optionally "no-"), name="value" with \" the only escape, commas between, and
- * nothing unknown. Printable ASCII only: a value with a control or non-ASCII byte is refused.
- */
-export function parseKeyOptions(text: string): OptionsResult {
-  if (text === '') return { ok: false, reason: 'empty options field' };
-  if (!/^[\x20-\x7e]*$/.test(text)) return { ok: false, reason: 'options hold a control or non-ASCII character' };
-  const options: KeyOption[] = [];
-  let i = 0;
-  for (;;) {
-    const nameMatch = /^[A-Za-z0-9-]+/.exec(text.slice(i));
-    const word = (nameMatch?.[0] ?? '').toLowerCase();
-    if (word === '') return { ok: false, reason: `option expected at column ${i + 1}` };
-    i += word.length;
-    if (text[i] === '=') {
-      if (!VALUED.has(word)) return { ok: false, reason: `unknown option "${word.slice(0, 40)}="` };
-      i += 1;
-      if (text[i] !== '"') return { ok: false, reason: `${word}= value does not start with a quote` };
-      i += 1;
-      let value = '';
-      while (i < text.length && text[i] !== '"') {
-        if (text[i] === '\\' && text[i + 1] === '"') i += 1;
-        value += text[i];
-        i += 1;
-      }
-      if (i >= text.length) return { ok: false, reason: `${word}= value has no closing quote` };
-      i += 1;
-      const problem = valueProblem(word, value);
-      if (problem) return { ok: false, reason: problem };
-      options.push({ name: word, value });
-    } else {
-      const base = word.startsWith('no-') ? word.slice(3) : word;
-      const negatable = FLAGS.get(base);
-      const known = FLAGS.has(word) || (word.startsWith('no-') && negatable === true);
-      if (!known) return { ok: false, reason: `unknown option "${word.slice(0, 40)}"` };
-      options.push({ name: word, value: null });
-    }
-    if (i === text.length) return { ok: true, options };
-    if (text[i] !== ',') return { ok: false, reason: `"," expected after ${word} at column ${i + 1}` };
-    i += 1;
-    if (i === text.length) return { ok: false, reason: 'options end with ","' };
-  }
-}
-
-/** Prints options so that parseKeyOptions (and sshd) read back exactly these names and values. */
-export function formatKeyOptions(options: readonly KeyOption[]): string {
-  return options.map((o) => (o.value === null ? o.name : `${o.name}="${o.value.replace(/"/g, '\\"')}"`)).join(',');
-}
+export { formatKeyOptions, parseKeyOptions, type KeyOption, type OptionsResult } from './key-options.js';
 
 // ---------------------------------------------------------------------------------------------
 // Lines
@@ -162,7 +73,7 @@ export function splitAuthorizedKeyLine(raw: string): SplitResult {
   let rest = text;
   let options: string | null = null;
   const first = /^[^ \t]*/.exec(rest)?.[0] ?? '';
-  if (!SSHD_KEY_TYPES.has(first)) {
+  if (!SSHD_LINE_KEY_TYPES.has(first)) {
     const end = endOfOptions(rest);
     if (end < 0) return { ok: false, reason: 'options field has an unterminated quote' };
     options = rest.slice(0, end);
@@ -201,29 +112,40 @@ export type LaunchKeyResult =
       ok: true;
       /** The line to put in authorized_keys: [options ]type base64[ comment], one line, no newline. */
       line: string;
-      /** SHA256 fingerprint as ssh-keygen -l prints it (of the certified key, for a certificate). */
+      /** SHA256 fingerprint as ssh-keygen -l prints it. */
       fingerprint: string;
+      /** The canonical type (ssh-rsa for a key sent as rsa-sha2-512). */
       type: string;
-      /** ED25519, RSA-CERT... as ssh-keygen -l labels it. */
+      /** ED25519, RSA... as ssh-keygen -l labels it. */
       label: string;
       bits: number;
-      /** The blob in canonical base64, as written in the line (what identifies the key for duplicates). */
+      /** The canonical blob in base64, as written in the line (what identifies the key for duplicates). */
       base64: string;
-      /** Names of options metadata put before the key that were dropped (allowOptions off). */
-      droppedOptions: string[];
+      /** The options kept on the line (lower-case names), [] when none. */
+      options: string[];
     }
   | { ok: false; reason: string };
+
+export interface LaunchKeyContext {
+  /** Seconds since the epoch, for expiry-time (default: now). */
+  now?: number;
+  /** How sshd's system resolves service names in permitopen/permitlisten. */
+  env?: OptionsEnvironment;
+}
 
 const CONTROL = /[\0-\x08\x0a-\x1f\x7f-\x9f]/;
 
 /**
- * Judges one key line served by metadata. Exactly one line (a single trailing newline is
- * allowed); no CR, NUL or other control character (a TAB only as a blank between fields);
- * at most MAX_KEY_LINE_BYTES; an allowed type whose blob decodes and holds that very type
- * (parsePublicKey); RSA of at least MIN_RSA_BITS. Options are dropped unless allowOptions, and
- * then kept only if they parse. Never throws on any string.
+ * Judges one key line served by metadata: written only as a line sshd will honour. Exactly one
+ * line (a single trailing newline is allowed); no CR, NUL or other control character (a TAB
+ * only as a blank between fields); at most MAX_KEY_LINE_BYTES; an allowed plain type whose blob
+ * decodes and holds that kind of key (parsePublicKey); RSA of at least MIN_RSA_BITS; no
+ * certificate. Options are read with sshd's grammar (key-options.ts): a field sshd would reject,
+ * or options with which sshd would deny every login, refuse the key. Without allowOptions,
+ * options are kept only when they grant nothing a bare key line would not (see widenings);
+ * otherwise the key is refused, never installed without them. Never throws on any string.
  */
-export function validateLaunchKey(text: string, origin: string, allowOptions: boolean): LaunchKeyResult {
+export function validateLaunchKey(text: string, origin: string, allowOptions: boolean, context: LaunchKeyContext = {}): LaunchKeyResult {
   if (typeof text !== 'string') return { ok: false, reason: 'not text' };
   // Cheap bound first: a 100 KB line is refused before any pattern looks at it.
   if (text.length > MAX_KEY_LINE_BYTES + 1 || Buffer.byteLength(text, 'utf8') > MAX_KEY_LINE_BYTES + 1) {
@@ -245,7 +167,10 @@ export function validateLaunchKey(text: string, origin: string, allowOptions: bo
     return split;
   }
   const { type, base64, comment } = split.line;
-  if (type === 'ssh-dss' || type === certName('ssh-dss')) return { ok: false, reason: 'ssh-dss (DSA) keys are not accepted' };
+  if (type === 'ssh-dss' || certifiedKeyType(type) === 'ssh-dss') return { ok: false, reason: 'ssh-dss (DSA) keys are not accepted' };
+  if (certifiedKeyType(type) !== null) {
+    return { ok: false, reason: `a certificate (${printable(type, 60)}) never logs in from its own line: sshd honours a certificate only through a cert-authority line holding the CA's public key` };
+  }
   if (!ALLOWED_KEY_TYPES.has(type)) return { ok: false, reason: `key type "${printable(type, 40)}" is not allowed` };
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64) || base64.length % 4 !== 0) return { ok: false, reason: 'base64 does not decode' };
 
@@ -256,27 +181,87 @@ export function validateLaunchKey(text: string, origin: string, allowOptions: bo
     if (err instanceof ParseError) return { ok: false, reason: err.reason };
     return { ok: false, reason: `unreadable key (${err instanceof Error ? err.message : String(err)})` };
   }
-  const plainType = certifiedKeyType(type) ?? type;
-  if (plainType === 'ssh-rsa' && key.bits < MIN_RSA_BITS) return { ok: false, reason: `RSA key of ${key.bits} bits is too small (at least ${MIN_RSA_BITS})` };
+  if (key.type === 'ssh-rsa' && key.bits < MIN_RSA_BITS) return { ok: false, reason: `RSA key of ${key.bits} bits is too small (at least ${MIN_RSA_BITS})` };
 
-  let optionsText = '';
-  const droppedOptions: string[] = [];
+  let options: KeyOption[] = [];
   if (split.line.options !== null) {
-    const parsed = parseKeyOptions(split.line.options);
-    if (allowOptions) {
-      if (!parsed.ok) return { ok: false, reason: `options do not parse: ${parsed.reason}` };
-      optionsText = formatKeyOptions(parsed.options);
-    } else if (parsed.ok) {
-      droppedOptions.push(...parsed.options.map((o) => o.name));
-    } else {
-      droppedOptions.push(`unparsable options (${parsed.reason})`);
+    const parsed = parseKeyOptions(split.line.options, context.env);
+    if (!parsed.ok) return { ok: false, reason: `sshd would ignore this line (bad key options: ${parsed.reason})` };
+    const never = neverLogsIn(parsed.effect, context.now ?? Date.now() / 1000);
+    if (never !== null) return { ok: false, reason: `sshd would refuse every login with this line: ${never}` };
+    const wider = widenings(parsed.effect);
+    if (!allowOptions && wider.length > 0) {
+      return {
+        ok: false,
+        reason: `its options (${wider.join(', ')}) would let it do more than a plain key; authorized_keys.allow_options is off, so the key is refused rather than installed without its options`,
+      };
     }
+    options = parsed.options;
   }
   const cleanComment = sanitizeComment(comment);
-  // The blob as parsed, re-encoded: the line carries exactly the bytes that were checked.
+  // The blob as parsed, canonical and re-encoded: the line carries exactly the bytes that were checked.
   const canonical = key.blob.toString('base64');
-  const line = [optionsText, type, canonical, cleanComment].filter((p) => p !== '').join(' ');
-  return { ok: true, line, fingerprint: key.fingerprint, type, label: key.label, bits: key.bits, base64: canonical, droppedOptions };
+  const line = [formatKeyOptions(options), key.type, canonical, cleanComment].filter((p) => p !== '').join(' ');
+  return { ok: true, line, fingerprint: key.fingerprint, type: key.type, label: key.label, bits: key.bits, base64: canonical, options: options.map((o) => o.name) };
+}
+
+/** How sshd reads one line of an authorized_keys file. */
+export type KeyLineReading =
+  | { kind: 'blank' | 'comment' }
+  /** sshd skips the line, or no login can ever succeed with it. */
+  | { kind: 'ignored'; reason: string }
+  | {
+      kind: 'key';
+      line: AuthorizedKeyLine;
+      key: PublicKey;
+      options: KeyOption[];
+      effect: KeyOptionEffect | null;
+      /** A CA line: any certificate it signed logs in, not the key itself. */
+      certAuthority: boolean;
+    };
+
+/**
+ * Reads one line as sshd does at login (auth2-pubkeyfile.c): the key must parse, the options
+ * must parse, and the options must not deny every login (expired, principals= without
+ * cert-authority, a from= sshd cannot read). A certificate line never matches anything. Used by
+ * boot (the user's own keys) and by audit (which keys log in), so both read lines alike.
+ */
+export function readKeyLine(raw: string, now: number = Date.now() / 1000, env: OptionsEnvironment = {}): KeyLineReading {
+  const split = splitAuthorizedKeyLine(raw);
+  if (!split.ok) {
+    if (split.reason === 'blank' || split.reason === 'comment') return { kind: split.reason };
+    return { kind: 'ignored', reason: split.reason };
+  }
+  let key: PublicKey;
+  try {
+    key = parsePublicKey(`${split.line.type} ${split.line.base64}`);
+  } catch (err) {
+    return { kind: 'ignored', reason: err instanceof ParseError ? err.reason : 'unreadable key' };
+  }
+  if (key.certificate) return { kind: 'ignored', reason: 'a certificate on its own line (sshd matches certificates only through cert-authority lines)' };
+  let options: KeyOption[] = [];
+  let effect: KeyOptionEffect | null = null;
+  if (split.line.options !== null) {
+    const parsed = parseKeyOptions(split.line.options, env);
+    if (!parsed.ok) return { kind: 'ignored', reason: `bad key options: ${parsed.reason}` };
+    const never = neverLogsIn(parsed.effect, now);
+    if (never !== null) return { kind: 'ignored', reason: never };
+    options = parsed.options;
+    effect = parsed.effect;
+  }
+  return { kind: 'key', line: split.line, key, options, effect, certAuthority: effect?.certAuthority === true };
+}
+
+/** getservbyname(name, "tcp") from the text of an /etc/services file. */
+export function tcpServicesFrom(text: string): (name: string) => number | null {
+  const ports = new Map<string, number>();
+  for (const raw of text.split('\n')) {
+    const words = raw.replace(/#.*/, '').trim().split(/\s+/);
+    const m = /^(\d+)\/tcp$/.exec(words[1] ?? '');
+    if (!m || !words[0]) continue;
+    for (const name of [words[0], ...words.slice(2)]) if (!ports.has(name)) ports.set(name, Number(m[1]));
+  }
+  return (name) => ports.get(name) ?? null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,23 +365,13 @@ export function replaceManagedBlock(file: AuthorizedKeysFile, block: string | nu
  * The blobs (canonical base64) of keys the user's own lines already authorize for login: lines sshd
  * would accept, except cert-authority lines (they trust a CA, not the key itself).
  */
-export function userKeyBlobs(file: AuthorizedKeysFile): Set<string> {
+export function userKeyBlobs(file: AuthorizedKeysFile, now: number = Date.now() / 1000): Set<string> {
   const blobs = new Set<string>();
   for (const part of file.parts) {
     if (part.kind !== 'user') continue;
     for (const raw of part.text.split('\n')) {
-      const split = splitAuthorizedKeyLine(raw);
-      if (!split.ok) continue;
-      if (split.line.options !== null) {
-        const parsed = parseKeyOptions(split.line.options);
-        if (!parsed.ok || parsed.options.some((o) => o.name === 'cert-authority')) continue;
-      }
-      try {
-        parsePublicKey(`${split.line.type} ${split.line.base64}`);
-      } catch {
-        continue;
-      }
-      blobs.add(Buffer.from(split.line.base64, 'base64').toString('base64'));
+      const read = readKeyLine(raw, now);
+      if (read.kind === 'key' && !read.certAuthority) blobs.add(read.key.blob.toString('base64'));
     }
   }
   return blobs;

@@ -52,6 +52,52 @@ function mpintBits(value: Buffer): number {
 
 const LABELS: Record<string, string> = { 'ssh-ed25519': 'ED25519', 'ssh-rsa': 'RSA', 'ssh-dss': 'DSA', 'sk-ssh-ed25519@openssh.com': 'ED25519-SK', 'sk-ecdsa-sha2-nistp256@openssh.com': 'ECDSA-SK' };
 
+// The key-type names OpenSSH knows (sshkey.c and the ssh-*.c key implementations, 8.4 to 10.0),
+// each with the canonical name of its kind (what sshkey_ssh_name gives, and what the
+// fingerprint is taken over). At the start of a line only these exact names are a key type
+// (peek_type_nid). Inside a blob sshkey_type_from_name also takes a plain type's short name in
+// any case ("ED25519", "rsa"), but ECDSA kinds look their curve up by the full name, so only
+// the full names work for them.
+const PLAIN_KINDS: Readonly<Record<string, string>> = {
+  'ssh-ed25519': 'ssh-ed25519',
+  'ecdsa-sha2-nistp256': 'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384': 'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521': 'ecdsa-sha2-nistp521',
+  'ssh-rsa': 'ssh-rsa',
+  'rsa-sha2-256': 'ssh-rsa',
+  'rsa-sha2-512': 'ssh-rsa',
+  'sk-ssh-ed25519@openssh.com': 'sk-ssh-ed25519@openssh.com',
+  'sk-ecdsa-sha2-nistp256@openssh.com': 'sk-ecdsa-sha2-nistp256@openssh.com',
+  'webauthn-sk-ecdsa-sha2-nistp256@openssh.com': 'sk-ecdsa-sha2-nistp256@openssh.com',
+  'ssh-dss': 'ssh-dss',
+};
+const SHORT_NAMES: Readonly<Record<string, string>> = { ed25519: 'ssh-ed25519', rsa: 'ssh-rsa', 'ed25519-sk': 'sk-ssh-ed25519@openssh.com', dsa: 'ssh-dss' };
+const CERT_KINDS: Readonly<Record<string, string>> = {
+  'ssh-ed25519-cert-v01@openssh.com': 'ssh-ed25519-cert-v01@openssh.com',
+  'ecdsa-sha2-nistp256-cert-v01@openssh.com': 'ecdsa-sha2-nistp256-cert-v01@openssh.com',
+  'ecdsa-sha2-nistp384-cert-v01@openssh.com': 'ecdsa-sha2-nistp384-cert-v01@openssh.com',
+  'ecdsa-sha2-nistp521-cert-v01@openssh.com': 'ecdsa-sha2-nistp521-cert-v01@openssh.com',
+  'ssh-rsa-cert-v01@openssh.com': 'ssh-rsa-cert-v01@openssh.com',
+  'rsa-sha2-256-cert-v01@openssh.com': 'ssh-rsa-cert-v01@openssh.com',
+  'rsa-sha2-512-cert-v01@openssh.com': 'ssh-rsa-cert-v01@openssh.com',
+  'sk-ssh-ed25519-cert-v01@openssh.com': 'sk-ssh-ed25519-cert-v01@openssh.com',
+  'sk-ecdsa-sha2-nistp256-cert-v01@openssh.com': 'sk-ecdsa-sha2-nistp256-cert-v01@openssh.com',
+  'ssh-dss-cert-v01@openssh.com': 'ssh-dss-cert-v01@openssh.com',
+};
+
+/** Every name sshd reads as a key type at the start of an authorized_keys line. */
+export const SSHD_LINE_KEY_TYPES: ReadonlySet<string> = new Set([...Object.keys(PLAIN_KINDS), ...Object.keys(CERT_KINDS)]);
+
+/** The canonical type of a name at the start of a line (exact names only), or null. */
+export function canonicalLineType(name: string): string | null {
+  return PLAIN_KINDS[name] ?? CERT_KINDS[name] ?? null;
+}
+
+/** The canonical type of the name inside a blob (sshkey_type_from_name), or null. */
+function canonicalBlobType(name: string): string | null {
+  return PLAIN_KINDS[name] ?? CERT_KINDS[name] ?? SHORT_NAMES[name.toLowerCase()] ?? null;
+}
+
 export function fingerprintOf(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
@@ -190,22 +236,32 @@ function certificateBody(certType: string, keyType: string, blob: Buffer, offset
   };
 }
 
+/**
+ * Parses "type base64 [comment]" the way sshd's sshkey_read does: the type is one of the exact
+ * names sshd knows, the blob's own name is that kind (rsa-sha2-512 and ssh-rsa are one kind;
+ * "ED25519" inside a blob is ssh-ed25519). The result's type and blob are canonical (the blob
+ * carries the canonical name), so that the fingerprint is the one ssh-keygen -l prints.
+ */
 export function parsePublicKey(text: string, file = 'public key'): PublicKey {
   const m = /^[ \t]*(\S+)[ \t]+(\S+)(?:[ \t]+([^]*))?$/.exec(text.replace(/[ \t\r\n]+$/, ''));
   if (!m) throw new ParseError(file, 1, 'not "type base64 [comment]"');
-  const [, type = '', b64 = '', comment = ''] = m;
+  const [, lineType = '', b64 = '', comment = ''] = m;
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) throw new ParseError(file, 1, 'key data is not base64');
-  const blob = Buffer.from(b64, 'base64');
-  const inner = readString(blob, 0);
-  if (!inner || inner.value.toString('latin1') !== type) throw new ParseError(file, 1, `key data does not hold a ${type} key`);
+  const written = Buffer.from(b64, 'base64');
+  const inner = readString(written, 0);
+  const type = canonicalLineType(lineType);
+  if (type === null) throw new ParseError(file, 1, `unsupported key type ${JSON.stringify(lineType.slice(0, 40))}`);
+  if (!inner || canonicalBlobType(inner.value.toString('latin1')) !== type) throw new ParseError(file, 1, `key data does not hold a ${lineType} key`);
+  const blob = inner.value.toString('latin1') === type ? written : Buffer.concat([sshString(Buffer.from(type, 'latin1')), written.subarray(inner.next)]);
+  const bodyStart = 4 + type.length;
   const keyType = certifiedKeyType(type);
   const labelOf = (t: string): string => LABELS[t] ?? (t.startsWith('ecdsa-') ? 'ECDSA' : t.toUpperCase());
   if (keyType !== null) {
     // A certificate: ssh-keygen -l reports the certified key's size and fingerprint, labelled -CERT.
-    const { bits, cert } = certificateBody(type, keyType, blob, inner.next, file);
+    const { bits, cert } = certificateBody(type, keyType, blob, bodyStart, file);
     return { type, blob, comment, bits, fingerprint: fingerprintOf(cert.keyBlob), label: `${labelOf(keyType)}-CERT`, certificate: cert };
   }
-  const bits = keyBits(type, blob, inner.next, file);
+  const bits = keyBits(type, blob, bodyStart, file);
   return { type, blob, comment, bits, fingerprint: fingerprintOf(blob), label: labelOf(type) };
 }
 

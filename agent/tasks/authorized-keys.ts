@@ -7,13 +7,18 @@ import { ImprintError } from '../os/errors.js';
 import { lookupUser, readHomeFile, writeHomeFile, type HomeUser } from '../os/home-files.js';
 import { readSystemKeysFile, writeSystemKeysFile } from '../os/system-keys-file.js';
 import { keysFileTarget, type KeysFileTarget } from '../sshd/authorized-keys-file.js';
+import { readTreeText } from '../os/files.js';
+import type { RootTree } from '../os/root.js';
+import { keygenFingerprint } from '../os/ssh-keygen.js';
 import {
   managedBlock,
   parseAuthorizedKeysFile,
   replaceManagedBlock,
+  tcpServicesFrom,
   userKeyBlobs,
   validateLaunchKey,
   type AuthorizedKeysFile,
+  type LaunchKeyContext,
 } from '../parsers/authorized-keys.js';
 import { configuredUser, keyOwners, type KeyOwner } from './key-owners.js';
 
@@ -62,8 +67,17 @@ function originLabel(origin: string): string {
   return clean.length > 80 ? `${clean.slice(0, 80)}…` : clean || '(unnamed key)';
 }
 
-/** Validates every line of every launch key; duplicates (of each other, of the user's lines) are dropped. */
-function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, existing: AuthorizedKeysFile | null, d: Decision): string[] {
+/** What key lines are judged against: now, and the tree's /etc/services for permitopen= ports by name. */
+async function keyContext(root: RootTree): Promise<LaunchKeyContext> {
+  const services = await readTreeText(root, '/etc/services').catch(() => null);
+  return { now: Date.now() / 1000, env: services === null ? {} : { tcpService: tcpServicesFrom(services) } };
+}
+
+/**
+ * Validates every line of every launch key, then reads each kept line back with ssh-keygen -l;
+ * duplicates (of each other, of the user's lines) are dropped.
+ */
+async function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, existing: AuthorizedKeysFile | null, d: Decision, context: LaunchKeyContext): Promise<string[]> {
   const userBlobs = existing ? userKeyBlobs(existing) : new Set<string>();
   const seen = new Set<string>();
   const lines: string[] = [];
@@ -84,13 +98,10 @@ function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, existing:
     const candidates = [{ line: body, n: 1 }];
     for (const { line } of candidates) {
       const where = origin;
-      const result = validateLaunchKey(line, where, allowOptions);
+      const result = validateLaunchKey(line, where, allowOptions, context);
       if (!result.ok) {
         d.warnings.push(`${where}: skipped: ${result.reason}`);
         continue;
-      }
-      if (result.droppedOptions.length > 0) {
-        d.warnings.push(`${where}: options dropped (${result.droppedOptions.join(', ')}); authorized_keys.allow_options is off`);
       }
       if (seen.has(result.base64)) {
         d.actions.push(`${where}: ${result.fingerprint} listed twice; written once`);
@@ -102,6 +113,12 @@ function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, existing:
         d.actions.push(`${where}: ${result.fingerprint} (${result.label}) is already in ${d.file} outside imprint's block; the user's line applies`);
         continue;
       }
+      const readBack = await keygenFingerprint(result.line);
+      if (readBack !== result.fingerprint) {
+        d.warnings.push(`${where}: skipped: ssh-keygen -l ${readBack === null ? 'cannot read the key line' : `reads another key (${readBack}) from the line`}, so sshd would not honour it as ${result.fingerprint}`);
+        continue;
+      }
+      if (result.options.length > 0) d.actions.push(`${where}: ${result.fingerprint} keeps its options (${result.options.join(', ')})`);
       lines.push(result.line);
       d.keys.push({ origin: where, fingerprint: result.fingerprint, type: result.type, label: result.label });
     }
@@ -147,7 +164,7 @@ async function decide(ctx: TaskContext, owner: KeyOwner): Promise<Decision> {
   }
   const otherInstances = [...new Set(blocks.map((b) => (b.kind === 'imprint' ? b.instanceId ?? '?' : '')).filter((id) => id !== md.instanceId))];
 
-  const lines = launchKeys(owner.keys, ctx.config.authorizedKeys.allowOptions, existing, d);
+  const lines = await launchKeys(owner.keys, ctx.config.authorizedKeys.allowOptions, existing, d, await keyContext(ctx.root));
   if (lines.length === 0) {
     const why = owner.keys.length === 0
       ? 'metadata has no launch keys'

@@ -201,22 +201,36 @@ describe('authorized-keys task on a scratch tree', function () {
       assert.ok(rec.report.actions.some((a) => a.includes('listed twice')));
     });
 
-    it('invalid keys are skipped with a warning naming their origin; options are dropped; an entry with a line break is refused whole', async () => {
+    it('invalid keys are skipped with a warning naming their origin; narrowing options are kept, widening ones refuse the key; an entry with a line break is refused whole', async () => {
       const [type, b64] = (pubs[1] as string).split(' ');
       const md = metadata('i-0aaa', [
-        { origin: 'public-keys/0', name: 'good', text: `command="curl x|sh" ${pubs[0]}\n` },
+        { origin: 'public-keys/0', name: 'backup', text: `command="/usr/local/bin/backup",restrict ${pubs[0]}\n` },
         { origin: 'public-keys/1', name: 'bad', text: `${type} ${(b64 as string).slice(0, -3)}\n` },
         { origin: 'public-keys/2', name: 'multi', text: `${pubs[2]}\n# a comment\nssh-dss AAAAB3NzaC1kc3M= old\n${pubs[3]}\r\n` },
         { origin: 'public-keys/3', name: 'empty', text: '\n' },
+        { origin: 'public-keys/4', name: 'env', text: `environment="LD_PRELOAD=/tmp/x.so" ${pubs[3]}\n` },
+        { origin: 'public-keys/5', name: 'dup', text: `command="a",command="b" ${pubs[2]}\n` },
       ]);
       const { rec } = await runTask(md, cfg);
-      assert.equal(await readFile(host(userFile), 'utf8'), `${BEGIN('i-0aaa')}\n${pubs[0]}\n${END}\n`);
+      // The key meant for a forced backup command keeps it: it never gets a shell.
+      assert.equal(await readFile(host(userFile), 'utf8'), `${BEGIN('i-0aaa')}\ncommand="/usr/local/bin/backup",restrict ${pubs[0]}\n${END}\n`);
       assert.deepEqual(rec.report.warnings, [
-        'public-keys/0: options dropped (command); authorized_keys.allow_options is off',
         'public-keys/1: skipped: base64 does not decode',
         'public-keys/2: skipped: embedded line break (an entry holds exactly one key)',
         'public-keys/3: skipped: no key in it',
+        'public-keys/4: skipped: its options (environment=) would let it do more than a plain key; authorized_keys.allow_options is off, so the key is refused rather than installed without its options',
+        'public-keys/5: skipped: sshd would ignore this line (bad key options: multiple "command" clauses)',
       ]);
+      assert.ok(rec.report.actions.some((a) => a.includes('keeps its options (command, restrict)')));
+    });
+
+    it('a certificate is refused as a launch key, with the reason', async () => {
+      const ca = path.join(keyDir, 'k1');
+      await exec('ssh-keygen', ['-q', '-s', ca, '-I', 'cert', '-n', 'root', path.join(keyDir, 'k2.pub')]);
+      const cert = (await readFile(path.join(keyDir, 'k2-cert.pub'), 'utf8')).trim();
+      const { rec } = await runTask(metadata('i-0aaa', [cert, pubs[0] as string]), cfg);
+      assert.equal(await readFile(host(userFile), 'utf8'), `${BEGIN('i-0aaa')}\n${pubs[0]}\n${END}\n`);
+      assert.match(rec.report.warnings.join('\n'), /skipped: a certificate \(ssh-ed25519-cert-v01@openssh.com\) never logs in from its own line: sshd honours a certificate only through a cert-authority line/);
     });
 
     it('with allow_options, parsed options are kept', async () => {
@@ -225,7 +239,9 @@ describe('authorized-keys task on a scratch tree', function () {
     });
   });
 
-  describe('killed at every durable step, then run again', () => {
+  describe('killed at every durable step, then run again', function () {
+    // Dozens of runs, each reading its key back with ssh-keygen: slower than the other cases.
+    this.timeout(180_000);
     // The task runs in a child process that SIGKILLs itself at crash point N (agent/os/crash.ts).
     const agent = path.resolve('agent');
     const script = `

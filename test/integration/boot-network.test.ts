@@ -93,7 +93,7 @@ describe('imprint boot --root with a metadata service', function () {
     for (const index of [1, 2, 3, 4, 5, 6, 7, 8]) assert.match(complaints, new RegExp(`public-keys/${index}\\b`), `index ${index} not named`);
     const text = await authorizedKeys();
     assert.ok(text.includes(launchKey));
-    // Options are dropped (allow_options is off); entries with a line break are refused whole.
+    // A key whose options widen it is refused (allow_options is off); entries with a line break are refused whole.
     assert.doesNotMatch(text, /command=|\r|invalid-(crlf|lf|newline|bad|truncated|wrong|control|long)/);
     assert.match(complaints, /embedded line break/);
     assert.doesNotMatch(text, / first$/m);

