@@ -4,6 +4,10 @@ import { passwordsTask } from '../tasks/passwords.js';
 import { sshdConfigTask } from '../tasks/sshd-config.js';
 import { authorizedKeysTask } from '../tasks/authorized-keys.js';
 import { productCodesTask } from '../tasks/product-codes.js';
+import { growRootTask } from '../tasks/grow-root.js';
+import { clearSwapTask } from '../tasks/clear-swap.js';
+import { ephemeralDiskTask } from '../tasks/ephemeral-disk.js';
+import { packageUpgradeTask } from '../tasks/package-upgrade.js';
 import type { Task } from './task.js';
 
 /**
@@ -15,3 +19,6 @@ export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defau
 
 /** The network phase: everything that needs what the metadata source said. */
 export const NETWORK_TASKS: readonly Task[] = [authorizedKeysTask, productCodesTask];
+
+/** After the network phase, off sshd's path: disk and package work that needs no metadata. */
+export const LATE_TASKS: readonly Task[] = [growRootTask, clearSwapTask, ephemeralDiskTask, packageUpgradeTask];

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { ImprintError } from './errors.js';
 
 export interface RunOptions {
@@ -8,6 +8,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Exit codes that are answers rather than failures. */
   okCodes?: number[];
+  /** Called once the child is started (the crash tests kill it mid-work from here). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export interface RunResult {
@@ -55,5 +57,6 @@ export function run(program: string, args: readonly string[], opts: RunOptions =
       /* the child may exit before reading its input; its exit status says what happened */
     });
     child.stdin.end(opts.input ?? '');
+    opts.onSpawn?.(child);
   });
 }
