@@ -61,8 +61,10 @@ async function runTask(run: Run, task: Task, before: TaskReport[]): Promise<Task
       void notifyStatus(`${task.phase} phase: ${task.name}`);
       const outcome = await task.run(ctx, rec);
       rec.report.status = outcome === 'skipped' ? 'skipped' : 'done';
-      run.state.completed[task.name] = new Date().toISOString();
-      if (run.persist) await remember(run);
+      if (!task.everyBoot) {
+        run.state.completed[task.name] = new Date().toISOString();
+        if (run.persist) await remember(run);
+      }
     }
   } catch (err) {
     rec.report.status = 'failed';
