@@ -83,6 +83,26 @@ function growableFs(fstype: string): GrowableFs | null {
 
 const sectorsText = (sectors: number, sectorSize: number): string => describeBytes(sectors * sectorSize);
 
+/**
+ * Grows partition `number` of `disk` (a block device, or an image file in tests) to the end of
+ * the disk when it is the last one and the disk has room; a block device's kernel is told the
+ * new size. Checked again after the write: a start that moved or a smaller size is an error.
+ */
+export async function growPartitionStep(disk: string, number: number): Promise<{ changed: boolean; line: string }> {
+  const table = await readPartitionTable(disk);
+  if (!table) throw new ImprintError(`${disk} holds the root partition but sfdisk reads no partition table on it`);
+  const plan = planPartition(table, number, await diskBytes(disk));
+  if (!plan.grow) return { changed: false, line: plan.why };
+  const before = table.partitions.find((p) => p.number === number);
+  await growPartitionToEnd(disk, plan.number);
+  const after = (await readPartitionTable(disk))?.partitions.find((p) => p.number === number);
+  if (!before || !after || after.start !== before.start || after.size < before.size) {
+    throw new ImprintError(`sfdisk left partition ${number} of ${disk} at ${JSON.stringify(after ?? null)}, was ${JSON.stringify(before ?? null)}`);
+  }
+  if ((await blockDevice(disk)) !== null) await tellKernelPartitionSize(disk, number);
+  return { changed: true, line: `grew partition ${number} of ${disk} from ${sectorsText(before.size, table.sectorSize)} to ${sectorsText(after.size, table.sectorSize)}` };
+}
+
 export const growRootTask: Task = {
   name: 'grow-root',
   phase: 'late',
@@ -124,17 +144,9 @@ export const growRootTask: Task = {
     rec.detail('fstype', mount.fstype);
     let changed = false;
     if (layout.kind === 'partition') {
-      const table = await readPartitionTable(layout.disk);
-      if (!table) throw new ImprintError(`${layout.disk} holds the root partition ${mount.source} but sfdisk reads no partition table on it`);
-      const plan = planPartition(table, layout.number, await diskBytes(layout.disk));
-      if (!plan.grow) rec.action(plan.why);
-      else {
-        await growPartitionToEnd(layout.disk, plan.number);
-        const after = (await readPartitionTable(layout.disk))?.partitions.find((p) => p.number === plan.number);
-        rec.action(`grew partition ${plan.number} of ${layout.disk} from ${sectorsText(plan.fromSectors, plan.sectorSize)} to ${sectorsText(after?.size ?? 0, plan.sectorSize)}`);
-        await tellKernelPartitionSize(layout.disk, plan.number);
-        changed = true;
-      }
+      const step = await growPartitionStep(layout.disk, layout.number);
+      rec.action(step.line);
+      changed = step.changed;
     }
     const fstype = growableFs(mount.fstype);
     if (!fstype) {
