@@ -13,8 +13,10 @@ const QUERY_MS = 10_000;
 const WORK_MS = 30 * 60_000;
 
 export interface MountedFs {
-  /** The device, without btrfs's "[/subvolume]" suffix. */
+  /** The device, without findmnt's "[/path]" suffix. */
   source: string;
+  /** The directory of the filesystem mounted here when it is not its top ("[/path]": a bind mount, a btrfs subvolume). */
+  subpath: string | null;
   fstype: string;
   target: string;
 }
@@ -27,7 +29,8 @@ export async function filesystemMountedAt(dir: string): Promise<MountedFs | null
   // Over-mounts: the last one listed is the one visible at dir.
   const fs = parsed.filesystems?.at(-1);
   if (!fs?.source || !fs.fstype || !fs.target) return null;
-  return { source: fs.source.replace(/\[.*\]$/, ''), fstype: fs.fstype, target: fs.target };
+  const sub = /\[(.*)\]$/.exec(fs.source)?.[1] ?? null;
+  return { source: fs.source.replace(/\[.*\]$/, ''), subpath: sub === '/' ? null : sub, fstype: fs.fstype, target: fs.target };
 }
 
 export interface BlockDevice {

@@ -21,7 +21,10 @@ export type RootLayout =
   | { kind: 'skip'; why: string };
 
 /** Where the root filesystem lives, and whether imprint may grow what it lives on. */
-export function classifyRoot(source: string, device: BlockDevice | null, parent: BlockDevice | null, number: number | null): RootLayout {
+export function classifyRoot(source: string, device: BlockDevice | null, parent: BlockDevice | null, number: number | null, bindOf: string | null = null): RootLayout {
+  // A directory of a filesystem bound at the root is a container's root on its host's disk:
+  // that disk is the host's, never this system's to grow.
+  if (bindOf !== null) return { kind: 'skip', why: `the root is ${bindOf} of the filesystem on ${source} (a bind mount, as in a container): not grown` };
   if (!device) return { kind: 'skip', why: `the root filesystem is on ${source}, not a block device: nothing to grow` };
   const t = device.type;
   if (t === 'lvm' || t === 'crypt' || t === 'dm' || t === 'mpath') return { kind: 'skip', why: `the root filesystem is on a device-mapper device (${device.path}, ${t}: LVM, dm-crypt or multipath): not grown; grow it with the tools of that layer` };
@@ -71,6 +74,8 @@ interface RootFacts {
 async function rootFacts(ctx: TaskContext): Promise<RootFacts | string> {
   const mount = await filesystemMountedAt(ctx.root.dir);
   if (!mount) return `${ctx.root.dir} is not a mount point: no root filesystem to grow (an offline tree)`;
+  const bindOf = mount.fstype === 'btrfs' ? null : mount.subpath; // btrfs: a subvolume, the usual root
+  if (bindOf !== null) return { mount, layout: classifyRoot(mount.source, null, null, null, bindOf) };
   const device = mount.source.startsWith('/dev/') ? await blockDevice(mount.source) : null;
   const parent = device?.type === 'part' && device.parent ? await blockDevice(`/dev/${device.parent}`) : null;
   const number = device?.type === 'part' ? await partitionNumber(device.kname) : null;

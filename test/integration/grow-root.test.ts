@@ -143,6 +143,19 @@ describe('grow-root: the root filesystem grows to fill a grown disk', function (
     assert.ok(killedAt >= 3, `only ${killedAt} crash points were reached (before, during, after xfs_growfs)`);
   });
 
+  it('leaves a root bound from a directory of a filesystem alone (a container on its host\'s disk)', async () => {
+    const { file, loop, root } = await mountedFs('xfs');
+    await mkdir(path.join(root, 'machines/c1'), { recursive: true });
+    await disks.grow(file, loop, '640M');
+    const before = await sizeOf(root);
+    const bound = await disks.bind(path.join(root, 'machines/c1'), 'container-root');
+    const run = await bootRoot(bound);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.grow?.status, 'skipped');
+    assert.deepEqual(run.grow?.actions, [`the root is /machines/c1 of the filesystem on ${loop} (a bind mount, as in a container): not grown`]);
+    assert.equal(await sizeOf(root), before);
+  });
+
   it('leaves an offline tree (not a mount point) alone', async () => {
     const dir = path.join(await disks.dir, 'offline');
     await mkdir(dir);

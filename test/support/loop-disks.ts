@@ -42,6 +42,15 @@ export class LoopDisks {
     return target;
   }
 
+  /** Binds a directory at a new mount point (as a container's root is bound from its host's disk). */
+  async bind(dir: string, name: string): Promise<string> {
+    const target = path.join(await this.dir, name);
+    await mkdir(target, { recursive: true });
+    await exec('mount', ['--bind', dir, target]);
+    this.mounts.push(target);
+    return target;
+  }
+
   async unmount(target: string): Promise<void> {
     await exec('umount', [target]);
     this.mounts.splice(this.mounts.indexOf(target), 1);

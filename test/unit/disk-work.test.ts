@@ -71,6 +71,11 @@ describe('disk work: where the root lives', () => {
     assert.match(onRaid.kind === 'skip' ? onRaid.why : '', /\/dev\/md0p1 is a partition of \/dev\/md0 \(raid1\), not of a plain disk: not grown/);
   });
 
+  it('skips a root bound from a directory of a filesystem (a container on its host\'s disk)', () => {
+    const layout = classifyRoot('/dev/vda', dev('vda', 'disk'), null, null, '/var/lib/machines/c1');
+    assert.match(layout.kind === 'skip' ? layout.why : '', /the root is \/var\/lib\/machines\/c1 of the filesystem on \/dev\/vda \(a bind mount, as in a container\): not grown/);
+  });
+
   it('skips a root that is not on a block device (overlay, tmpfs, a container)', () => {
     const layout = classifyRoot('overlay', null, null, null);
     assert.match(layout.kind === 'skip' ? layout.why : '', /on overlay, not a block device: nothing to grow/);
