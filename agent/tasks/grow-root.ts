@@ -5,7 +5,7 @@ import {
   growPartitionToEnd, mountedSizeBytes, partitionNumber, readPartitionTable, tellKernelPartitionSize,
   type BlockDevice, type GrowableFs, type MountedFs, type PartitionTable,
 } from '../os/block-devices.js';
-import { ImprintError } from '../os/errors.js';
+import { errorMessage, ImprintError } from '../os/errors.js';
 
 // Grow the root partition and filesystem when the disk is bigger than the image was (EGI:
 // "enable partition grow and resizefs"). At every boot, after the network phase: sshd is
@@ -108,6 +108,11 @@ export async function growPartitionStep(disk: string, number: number): Promise<{
   return { changed: true, line: `grew partition ${number} of ${disk} from ${sectorsText(before.size, table.sectorSize)} to ${sectorsText(after.size, table.sectorSize)}` };
 }
 
+/** The program an error says is not installed (exec.ts's wording), or null. */
+export function missingTool(err: unknown): string | null {
+  return /^(\S+): not installed$/.exec(errorMessage(err))?.[1] ?? null;
+}
+
 export const growRootTask: Task = {
   name: 'grow-root',
   phase: 'late',
@@ -135,46 +140,59 @@ export const growRootTask: Task = {
   },
 
   async run(ctx: TaskContext, rec: TaskRecorder) {
-    const facts = await rootFacts(ctx);
-    if (typeof facts === 'string') {
-      rec.verbose(facts); // the usual --root case: said with --verbose, like a task that is off
+    try {
+      return await growRoot(ctx, rec);
+    } catch (err) {
+      // A tool the image does not have (sfdisk is in Debian's fdisk package, xfs_growfs in
+      // xfsprogs) is a gap in the image, not a failed boot: a warning at every boot.
+      const missing = missingTool(err);
+      if (!missing) throw err;
+      rec.warn(`${missing} is not installed: the root ${missing === 'sfdisk' || missing === 'partx' ? 'partition' : 'filesystem'} cannot grow (install it in the image)`);
       return 'skipped';
     }
-    const { mount, layout } = facts;
-    if (layout.kind === 'skip') {
-      rec.action(layout.why);
-      return 'skipped';
-    }
-    rec.detail('device', mount.source);
-    rec.detail('fstype', mount.fstype);
-    let changed = false;
-    if (layout.kind === 'partition') {
-      const step = await growPartitionStep(layout.disk, layout.number);
-      rec.action(step.line);
-      changed = step.changed;
-    }
-    const fstype = growableFs(mount.fstype);
-    if (!fstype) {
-      rec.action(`the root filesystem is ${mount.fstype}: imprint grows ext2/3/4, xfs and btrfs only; not grown`);
-      return changed ? undefined : 'skipped';
-    }
-    if (fstype === 'btrfs' && (await btrfsDeviceCount(mount.target)) !== 1) {
-      rec.action('the root btrfs filesystem spans several devices: not grown (btrfs filesystem resize names the device to grow)');
-      return changed ? undefined : 'skipped';
-    }
-    const device = await blockDevice(mount.source);
-    const deviceSize = device?.sizeBytes ?? 0;
-    const fsSize = await filesystemBytes(fstype, mount.source, mount.target);
-    if (!filesystemHasRoom(fsSize, deviceSize)) {
-      rec.action(`the ${fstype} filesystem already fills ${mount.source} (${describeBytes(deviceSize)})`);
-      return changed ? undefined : 'skipped';
-    }
-    const before = await mountedSizeBytes(mount.target);
-    await growFilesystem(fstype, mount.source, mount.target);
-    const after = await mountedSizeBytes(mount.target);
-    rec.detail('sizeBytes', { before, after });
-    if (after <= before) throw new ImprintError(`the ${fstype} grow tool ran but ${mount.target} is still ${describeBytes(after)}`);
-    rec.action(`grew the ${fstype} filesystem on ${mount.source} from ${describeBytes(before)} to ${describeBytes(after)}`);
-    return undefined;
   },
 };
+
+async function growRoot(ctx: TaskContext, rec: TaskRecorder): Promise<'skipped' | undefined> {
+  const facts = await rootFacts(ctx);
+  if (typeof facts === 'string') {
+    rec.verbose(facts); // the usual --root case: said with --verbose, like a task that is off
+    return 'skipped';
+  }
+  const { mount, layout } = facts;
+  if (layout.kind === 'skip') {
+    rec.action(layout.why);
+    return 'skipped';
+  }
+  rec.detail('device', mount.source);
+  rec.detail('fstype', mount.fstype);
+  let changed = false;
+  if (layout.kind === 'partition') {
+    const step = await growPartitionStep(layout.disk, layout.number);
+    rec.action(step.line);
+    changed = step.changed;
+  }
+  const fstype = growableFs(mount.fstype);
+  if (!fstype) {
+    rec.action(`the root filesystem is ${mount.fstype}: imprint grows ext2/3/4, xfs and btrfs only; not grown`);
+    return changed ? undefined : 'skipped';
+  }
+  if (fstype === 'btrfs' && (await btrfsDeviceCount(mount.target)) !== 1) {
+    rec.action('the root btrfs filesystem spans several devices: not grown (btrfs filesystem resize names the device to grow)');
+    return changed ? undefined : 'skipped';
+  }
+  const device = await blockDevice(mount.source);
+  const deviceSize = device?.sizeBytes ?? 0;
+  const fsSize = await filesystemBytes(fstype, mount.source, mount.target);
+  if (!filesystemHasRoom(fsSize, deviceSize)) {
+    rec.action(`the ${fstype} filesystem already fills ${mount.source} (${describeBytes(deviceSize)})`);
+    return changed ? undefined : 'skipped';
+  }
+  const before = await mountedSizeBytes(mount.target);
+  await growFilesystem(fstype, mount.source, mount.target);
+  const after = await mountedSizeBytes(mount.target);
+  rec.detail('sizeBytes', { before, after });
+  if (after <= before) throw new ImprintError(`the ${fstype} grow tool ran but ${mount.target} is still ${describeBytes(after)}`);
+  rec.action(`grew the ${fstype} filesystem on ${mount.source} from ${describeBytes(before)} to ${describeBytes(after)}`);
+  return undefined;
+}

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { ConfigError, defaultConfig, parseConfig } from '../../agent/config.js';
 import { parseProcSwaps, type BlockDevice, type PartitionTable } from '../../agent/os/block-devices.js';
 import { upgradeCommands } from '../../agent/os/package-manager.js';
-import { classifyRoot, filesystemHasRoom, MIN_GROWTH_BYTES, planPartition } from '../../agent/tasks/grow-root.js';
+import { run } from '../../agent/os/exec.js';
+import { classifyRoot, filesystemHasRoom, MIN_GROWTH_BYTES, missingTool, planPartition } from '../../agent/tasks/grow-root.js';
 
 // Decisions of the disk tasks, on the facts lsblk, sfdisk and /proc/swaps give. Device-mapper
 // and md roots are decided here on lsblk's answers: this machine's kernel has neither
@@ -114,6 +115,15 @@ describe('disk work: partition and filesystem growth decisions', () => {
     assert.equal(filesystemHasRoom(200 * MIN_GROWTH_BYTES, 200 * MIN_GROWTH_BYTES), false);
     assert.equal(filesystemHasRoom(200 * MIN_GROWTH_BYTES, 100 * MIN_GROWTH_BYTES), false);
     assert.equal(filesystemHasRoom(Number.NaN, 100 * MIN_GROWTH_BYTES), false, 'an unreadable size is no room');
+  });
+});
+
+describe('disk work: a tool the image lacks', () => {
+  it('is recognised from what running it says (a warning, not a failed boot), and other errors are not', async () => {
+    const err = await run('imprint-no-such-grow-tool', []).then(() => null, (e: unknown) => e);
+    assert.equal(missingTool(err), 'imprint-no-such-grow-tool');
+    const failed = await run('sh', ['-c', 'echo no room >&2; exit 1']).then(() => null, (e: unknown) => e);
+    assert.equal(missingTool(failed), null);
   });
 });
 
