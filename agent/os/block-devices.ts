@@ -1,4 +1,5 @@
 import { readFile, stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
 import { crashPoint } from './crash.js';
 import { ImprintError } from './errors.js';
 import { run } from './exec.js';
@@ -23,6 +24,13 @@ export interface MountedFs {
 
 /** The filesystem mounted exactly at dir (not the one dir happens to be on), or null. */
 export async function filesystemMountedAt(dir: string): Promise<MountedFs | null> {
+  // A directory on the same device as its parent is no mount point (or a bind mount from the
+  // same filesystem, which is never grown either): said without running findmnt, as on every
+  // boot of an offline tree.
+  if (dir !== '/') {
+    const [here, parent] = await Promise.all([stat(dir), stat(path.dirname(dir))]);
+    if (here.dev === parent.dev) return null;
+  }
   const found = await run('findmnt', ['-J', '-n', '--mountpoint', dir, '-o', 'SOURCE,FSTYPE,TARGET'], { okCodes: [1], timeoutMs: QUERY_MS });
   if (found.code !== 0 || found.stdout.trim() === '') return null;
   const parsed = JSON.parse(found.stdout) as { filesystems?: { source?: string; fstype?: string; target?: string }[] };
