@@ -58,7 +58,18 @@ export interface ProductCodesConfig {
   certificate: string | null;
 }
 
-export interface Config {
+/** First-boot disk and package work (late phase, after sshd is up). */
+export type EphemeralFsChoice = 'ext4' | 'xfs' | 'btrfs' | 'swap' | 'none';
+export interface DiskWorkConfig {
+  growRoot: { enabled: boolean };
+  /** Swap areas are switched off, zeroed, re-made with their UUID and label, switched on. */
+  swap: { clear: boolean };
+  /** null: no device named, nothing wiped (a device is never guessed). */
+  ephemeralDisk: { device: string | null; filesystem: EphemeralFsChoice; label: string | null };
+  packages: { upgrade: boolean; timeoutMs: number };
+}
+
+export interface Config extends DiskWorkConfig {
   /** The file the config came from, or null when the built-in defaults are used. */
   source: string | null;
   /** With cloud-init installed and enabled: leave the job to it, or do it anyway. */
@@ -84,6 +95,10 @@ export function defaultConfig(): Config {
     metadata: { sources: [...METADATA_SOURCES], url: DEFAULT_METADATA_URL, deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 64 * 1024, platform: 'auto', platformUsers: 'create', hostname: true },
     authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
     productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
+    growRoot: { enabled: true },
+    swap: { clear: false },
+    ephemeralDisk: { device: null, filesystem: 'ext4', label: null },
+    packages: { upgrade: false, timeoutMs: 20 * 60_000 },
   };
 }
 
@@ -265,6 +280,36 @@ function productCodesSection(v: Validator, node: YamlNode | null, config: Config
   }
 }
 
+function growRootSection(v: Validator, node: YamlNode | null, config: Config): void {
+  const f = v.fields(node, 'grow_root', ['enabled']);
+  config.growRoot.enabled = v.bool(f.get('enabled'), 'grow_root.enabled', config.growRoot.enabled);
+}
+
+function swapSection(v: Validator, node: YamlNode | null, config: Config): void {
+  const f = v.fields(node, 'swap', ['clear']);
+  config.swap.clear = v.bool(f.get('clear'), 'swap.clear', config.swap.clear);
+}
+
+function ephemeralDiskSection(v: Validator, node: YamlNode | null, config: Config): void {
+  const f = v.fields(node, 'ephemeral_disk', ['device', 'filesystem', 'label']);
+  const e = config.ephemeralDisk;
+  e.device = v.str(f.get('device'), 'ephemeral_disk.device', (s) => (/^\/dev\/[A-Za-z0-9._\/-]+$/.test(s) && !s.includes('..') ? null : 'must be a device path such as /dev/vdb')) ?? e.device;
+  e.filesystem = v.choice(f.get('filesystem'), 'ephemeral_disk.filesystem', ['ext4', 'xfs', 'btrfs', 'swap', 'none'] as const, e.filesystem);
+  e.label = v.str(f.get('label'), 'ephemeral_disk.label', (s) => (/^[A-Za-z0-9._-]{1,12}$/.test(s) ? null : 'must be 1 to 12 letters, digits, ".", "_" or "-"')) ?? e.label;
+  if (isMap(node) && e.device === null && (f.has('filesystem') || f.has('label'))) v.at(node, 'ephemeral_disk.device is required: the disk to wipe is named, never guessed');
+}
+
+function packagesSection(v: Validator, node: YamlNode | null, config: Config): void {
+  const f = v.fields(node, 'packages', ['upgrade', 'timeout']);
+  const p = config.packages;
+  p.upgrade = v.bool(f.get('upgrade'), 'packages.upgrade', p.upgrade);
+  const timeout = f.get('timeout');
+  if (timeout === undefined) return;
+  const ms = parseDuration(scalarText(timeout) ?? '');
+  if (ms === null || ms < 60_000 || ms > 6 * 3_600_000) v.at(timeout, 'packages.timeout must be a duration such as "20m", between 1 m and 360 m');
+  else p.timeoutMs = ms;
+}
+
 const SECTIONS: Record<string, (v: Validator, node: YamlNode | null, config: Config) => void> = {
   host_keys: hostKeysSection,
   passwords: passwordsSection,
@@ -273,6 +318,10 @@ const SECTIONS: Record<string, (v: Validator, node: YamlNode | null, config: Con
   metadata: metadataSection,
   authorized_keys: authorizedKeysSection,
   product_codes: productCodesSection,
+  grow_root: growRootSection,
+  swap: swapSection,
+  ephemeral_disk: ephemeralDiskSection,
+  packages: packagesSection,
 };
 
 /** Parses and validates config text. Throws ConfigError listing every problem as file:line:col. */

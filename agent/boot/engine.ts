@@ -8,7 +8,7 @@ import { localIdentity, type LocalIdentity } from '../os/identity.js';
 import type { RootTree } from '../os/root.js';
 import { notifyExtendTimeout, notifyStatus, notifySystemd } from '../os/systemd-notify.js';
 import { VERSION } from '../version.js';
-import { LOCAL_TASKS, NETWORK_TASKS } from './phases.js';
+import { LATE_TASKS, LOCAL_TASKS, NETWORK_TASKS } from './phases.js';
 import { TaskRecorder, type BootReport, type MetadataReport, type TaskReport } from './report.js';
 import { freshState, loadState, matchState, saveState, type InstanceState, type StateMatch } from './state.js';
 import type { Task, TaskContext } from './task.js';
@@ -56,7 +56,7 @@ async function runTask(run: Run, task: Task, before: TaskReport[]): Promise<Task
     } else if (disabled) {
       rec.report.status = 'skipped';
       rec.verbose(`skipped: ${disabled}`);
-    } else if (run.state.completed[task.name]) {
+    } else if (!task.everyBoot && run.state.completed[task.name]) {
       rec.report.status = 'unchanged';
       rec.action(`already done for this instance (${run.state.completed[task.name]})`);
     } else if (opts.dryRun) {
@@ -65,8 +65,10 @@ async function runTask(run: Run, task: Task, before: TaskReport[]): Promise<Task
     } else {
       const outcome = await task.run(ctx, rec);
       rec.report.status = outcome === 'skipped' ? 'skipped' : 'done';
-      run.state.completed[task.name] = new Date().toISOString();
-      if (run.persist) await remember(run);
+      if (!task.everyBoot) {
+        run.state.completed[task.name] = new Date().toISOString();
+        if (run.persist) await remember(run);
+      }
     }
   } catch (err) {
     rec.report.status = 'failed';
@@ -290,8 +292,10 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
   // Host keys exist and sshd is keys-only: sshd may start while the network phase goes on.
   if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: 'local phase done; asking the metadata service' });
   await networkPhase(run);
+  // Disk and package work: needs no metadata, and sshd is not waiting for it.
+  await runTasks(run, LATE_TASKS);
   await Promise.all(run.background);
-  const order = [...LOCAL_TASKS, ...NETWORK_TASKS].map((t) => t.name);
+  const order = [...LOCAL_TASKS, ...NETWORK_TASKS, ...LATE_TASKS].map((t) => t.name);
   report.tasks.sort((a, b) => order.indexOf(a.task) - order.indexOf(b.task));
   if (report.tasks.some((t) => t.status === 'failed')) {
     report.status = 'failed';

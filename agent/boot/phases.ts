@@ -7,6 +7,10 @@ import { productCodesTask } from '../tasks/product-codes.js';
 import { platformUsersTask } from '../tasks/platform-users.js';
 import { reportReadyTask } from '../tasks/report-ready.js';
 import { hostnameTask } from '../tasks/hostname.js';
+import { growRootTask } from '../tasks/grow-root.js';
+import { clearSwapTask } from '../tasks/clear-swap.js';
+import { ephemeralDiskTask } from '../tasks/ephemeral-disk.js';
+import { packageUpgradeTask } from '../tasks/package-upgrade.js';
 import type { Task } from './task.js';
 
 /**
@@ -18,3 +22,6 @@ export const LOCAL_TASKS: readonly Task[] = [hostKeysTask, sshdConfigTask, defau
 
 /** The network phase: everything that needs what the metadata source said. */
 export const NETWORK_TASKS: readonly Task[] = [platformUsersTask, authorizedKeysTask, productCodesTask, hostnameTask, reportReadyTask];
+
+/** After the network phase, off sshd's path: disk and package work that needs no metadata. */
+export const LATE_TASKS: readonly Task[] = [growRootTask, clearSwapTask, ephemeralDiskTask, packageUpgradeTask];

@@ -1,10 +1,11 @@
 import type { Console } from '../os/console.js';
+import type { TaskPhase } from './task.js';
 
 export type TaskStatus = 'done' | 'unchanged' | 'skipped' | 'failed' | 'planned';
 
 export interface TaskReport {
   task: string;
-  phase: 'local' | 'network';
+  phase: TaskPhase;
   status: TaskStatus;
   /** One line per action taken (or, with --dry-run, planned). */
   actions: string[];
@@ -43,7 +44,7 @@ export interface BootReport {
 export class TaskRecorder {
   readonly report: TaskReport;
 
-  constructor(task: string, phase: 'local' | 'network', private readonly out: Console) {
+  constructor(task: string, phase: TaskPhase, private readonly out: Console) {
     this.report = { task, phase, status: 'done', actions: [], warnings: [], durationMs: 0, details: {} };
   }
 

@@ -20,15 +20,20 @@ export interface TaskContext {
   facts: Facts;
 }
 
+/** local: before sshd may start; network: needs metadata; late: after both, off sshd's path. */
+export type TaskPhase = 'local' | 'network' | 'late';
+
 export interface Task {
   name: string;
-  phase: 'local' | 'network';
+  phase: TaskPhase;
   /** Tasks of the same phase that must finish first; the others run concurrently. */
   after: readonly string[];
   /** Of those, the ones that must have succeeded; if one failed, this task is skipped. */
   needs?: readonly string[];
   /** Runs on past the end of its phase (sshd may start meanwhile); awaited before boot ends. */
   background?: boolean;
+  /** Runs at every boot (the disk may have grown since), not once per instance. */
+  everyBoot?: boolean;
   /** Why the task is off in this config, or null when it runs. */
   disabledBecause(config: Config): string | null;
   /** Lines saying what run() would do, without changing anything (--dry-run). */

@@ -28,6 +28,8 @@ Commands:
             metadata service, IMDSv2 first); the launch keys go into the file sshd reads
             keys from for the login user (AuthorizedKeysFile; ~/.ssh/authorized_keys by
             default), in a block imprint owns. A new instance-id redoes the work.
+            Then, with sshd already up, the disk and package tasks of the config below
+            (grow-root, clear-swap, ephemeral-disk, package-upgrade).
   verify-product
             Check the product codes the config expects against the metadata (or the signed
             identity document), as boot does: exit 0 when all are confirmed, 1 otherwise.
@@ -90,6 +92,16 @@ Config (YAML, every key optional; unknown keys are errors):
   product_codes: expected ([] = no check), source (metadata | identity-document),
                 on_mismatch (warn | fail | stop-units), units ([]), certificate (the pinned
                 region certificate, PEM, required with identity-document)
+  grow_root:    enabled (true: at every boot, after sshd is up, grow the root partition when
+                it is the last on its disk, and the ext2/3/4, xfs or btrfs root filesystem,
+                into a larger disk; never shrinks; LVM, dm-crypt and md RAID roots skipped)
+  swap:         clear (false; true: at every boot switch each swap area off, zero it, re-make
+                it with its UUID and label, switch it on)
+  ephemeral_disk: device (none: the disk to zero and format on first boot, never guessed;
+                refused when mounted, used as swap or holding the root), filesystem (ext4 |
+                xfs | btrfs | swap | none), label
+  packages:     upgrade (false; true: apt-get or dnf upgrade on first boot, in the background
+                after sshd is up), timeout (20m)
 
 Platforms (detected before any network use from local signals; one is chosen and said on the
 console with the evidence, and only its addresses are contacted, as IP literals):

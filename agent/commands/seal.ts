@@ -31,7 +31,8 @@ const operationHelp = SEAL_OPERATIONS.map((op) => {
   return [`  ${op.padEnd(17)} ${(first ?? '').trimStart()}`, ...rest].join('\n');
 }).join('\n');
 
-export const SEAL_HELP = `Usage: imprint seal [--root DIR] [--operations LIST] [--dry-run] [--json] [--yes] [--verbose]
+export const SEAL_HELP = `Usage: imprint seal [--root DIR] [--operations LIST] [--remove-user NAME]... [--first-boot]
+                   [--dry-run] [--json] [--yes] [--verbose]
 
 Removes what must not be shared from an image, as the last step of its build (inside the
 build instance, as Packer runs it) or on a mounted image with --root. Run it twice and the
@@ -45,6 +46,14 @@ Options:
   --operations LIST   Comma-separated. Signed entries change the defaults: "-logs,+zero-free-space".
                       A list with a bare name means exactly those: "ssh-host-keys,logs".
                       "defaults" and "all" name those sets ("all,-mail-spool").
+  --remove-user NAME  Remove the build account NAME (a packer or distribution build user): its
+                      account, home and mail spool (userdel --remove), and the files in
+                      /etc/sudoers.d that hold only its rules (a rule among others, or in
+                      /etc/sudoers, is named, not edited). Repeat for several; never root.
+  --first-boot        Write "uninitialized" to /etc/machine-id instead of emptying it: the next
+                      boot is systemd's first boot (ConditionFirstBoot= units run), which also
+                      applies unit presets and can enable units the build disabled. Default:
+                      empty, which gives a new machine-id without first-boot mode.
   --dry-run           List what each operation would remove, with sizes; change nothing.
   --json              One JSON report on stdout; the lines go to stderr.
   -y, --yes           Seal the running system without asking.
@@ -93,6 +102,8 @@ const OPTIONS = {
   yes: { type: 'boolean', short: 'y' },
   verbose: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
+  'remove-user': { type: 'string', multiple: true },
+  'first-boot': { type: 'boolean' },
 } as const;
 
 export interface SealIo {
@@ -113,6 +124,8 @@ interface SealArgs {
   json: boolean;
   yes: boolean;
   verbose: boolean;
+  removeUsers: string[];
+  firstBoot: boolean;
 }
 
 /** "--operations -logs" is the documented form: parseArgs would take "-logs" for an option, so the pair is joined first. */
@@ -150,7 +163,17 @@ function parseFlags(argv: string[]): SealArgs | 'help' {
     if (err instanceof OperationsError) throw new UsageError(`seal: ${err.message}`);
     throw err;
   }
-  return { root: v.root, operations, dryRun: v['dry-run'] ?? false, json: v.json ?? false, yes: v.yes ?? false, verbose: v.verbose ?? false };
+  const removeUsers = v['remove-user'] ?? [];
+  for (const name of removeUsers) {
+    if (!/^[a-z_][a-z0-9_-]{0,31}\$?$/.test(name)) throw new UsageError(`seal: --remove-user: "${name}" is not a user name`);
+    if (name === 'root') throw new UsageError('seal: --remove-user root: never');
+  }
+  // Naming a build account selects its operation, whatever --operations says.
+  if (removeUsers.length > 0) operations.add('build-user');
+  return {
+    root: v.root, operations, dryRun: v['dry-run'] ?? false, json: v.json ?? false, yes: v.yes ?? false, verbose: v.verbose ?? false,
+    removeUsers: [...new Set(removeUsers)], firstBoot: v['first-boot'] ?? false,
+  };
 }
 
 /** IMPRINT_SEAL_ZERO_LIMIT: bytes, or with a K/M/G (binary) suffix. */
@@ -235,7 +258,7 @@ export async function sealCommand(argv: string[], io?: SealIo): Promise<number> 
 
   let plan;
   try {
-    plan = await planSealDetailed(root, args.operations, { zeroLimit });
+    plan = await planSealDetailed(root, args.operations, { zeroLimit, buildUsers: args.removeUsers, firstBoot: args.firstBoot });
   } catch (err) {
     if (err instanceof ImprintError) {
       streams.err.write(`imprint: error: seal: ${err.message}\n`);

@@ -4,10 +4,12 @@
 const crashAt = Number.parseInt(process.env.IMPRINT_TEST_CRASH_AT ?? '', 10);
 let steps = 0;
 
-export function crashPoint(_label: string): void {
+export function crashPoint(_label: string, alsoKill?: () => void): void {
   if (!Number.isFinite(crashAt)) return;
   steps += 1;
-  if (steps === crashAt) process.kill(process.pid, 'SIGKILL');
+  if (steps !== crashAt) return;
+  alsoKill?.(); // a child doing the work dies with us, as on a power cut
+  process.kill(process.pid, 'SIGKILL');
 }
 
 /** How many crash points this process has passed (reported so tests know when to stop). */

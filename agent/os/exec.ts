@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { ImprintError } from './errors.js';
 
 export interface RunOptions {
@@ -10,6 +10,8 @@ export interface RunOptions {
   okCodes?: number[];
   /** Data for extra descriptors: the child reads fds[0] on fd 3, fds[1] on fd 4, ... (bwrap --ro-bind-data, --seccomp). */
   fds?: readonly Buffer[];
+  /** Called once the child is started (the crash tests kill it mid-work from here). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export interface RunResult {
@@ -62,5 +64,6 @@ export function run(program: string, args: readonly string[], opts: RunOptions =
       fd.end(data);
     });
     child.stdin.end(opts.input ?? '');
+    opts.onSpawn?.(child);
   });
 }

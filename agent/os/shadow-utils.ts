@@ -46,3 +46,15 @@ export async function addUser(root: RootTree, user: NewUser): Promise<void> {
 export async function checkSudoers(hostPath: string): Promise<void> {
   await run('visudo', ['-c', '-q', '-f', hostPath]);
 }
+
+/**
+ * Removes an account with its home and mail spool: 'absent' when there is no such account
+ * (exit 6); exit 12 means the account is gone but its home was not removed (userdel says why).
+ */
+export async function deleteUser(root: RootTree, user: string): Promise<'deleted' | 'absent' | { homeLeft: string }> {
+  crashPoint(`before userdel ${user}`);
+  const result = await run('userdel', [...rootArgs(root), '--remove', user], { okCodes: [6, 12] });
+  crashPoint(`after userdel ${user}`);
+  if (result.code === 6) return 'absent';
+  return result.code === 12 ? { homeLeft: result.stderr.trim().split('\n').join(' / ') } : 'deleted';
+}

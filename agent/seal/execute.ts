@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { parseAccountFile, passwordState } from '../parsers/accounts.js';
 import { errorMessage } from '../os/errors.js';
-import { readTreeText } from '../os/files.js';
+import { readTreeText, writeTreeFileAtomic } from '../os/files.js';
 import type { RootTree } from '../os/root.js';
 import { clearPasswordHash } from '../os/shadow-seal.js';
-import { lockPassword } from '../os/shadow-utils.js';
+import { deleteUser, lockPassword } from '../os/shadow-utils.js';
 import { mountAbove, treeMounts } from '../os/mountinfo.js';
 import { removeTreeAt, shredAt, TreeDir, truncateAt, unlinkAt, zeroFill } from '../os/tree-ops.js';
 import { itemKey, type SealItem } from './item.js';
@@ -107,6 +107,14 @@ async function runItem(root: RootTree, item: SealItem, opts: ExecuteOptions, mou
         await dir.close();
       }
     }
+    case 'delete-user':
+    {
+      const outcome = await deleteUser(root, item.account as string);
+      return { outcome: outcome === 'absent' ? 'already gone' : outcome === 'deleted' ? 'deleted (with its home)' : `deleted (its home was not removed: ${outcome.homeLeft})` };
+    }
+    case 'mark-first-boot':
+      await writeTreeFileAtomic(root, item.path, 'uninitialized\n', { mode: 0o444, uid: 0, gid: 0 });
+      return { outcome: 'now "uninitialized"' };
     case 'lock':
     case 'skip':
       return { outcome: 'skipped' };

@@ -11,9 +11,11 @@ import type { SealOperation } from './operations.js';
  *  - truncate: emptied in place, the inode with its mode and owner kept (logs, machine-id)
  *  - lock: an account's password locked with usermod --lock
  *  - zero-fill: the free space of a filesystem overwritten with zeros
+ *  - delete-user: a build account removed with userdel --remove (home and mail spool too)
+ *  - mark-first-boot: /etc/machine-id replaced by "uninitialized" (systemd's first-boot mode)
  *  - skip: left in place on purpose (a symlink, never followed); `why` says why
  */
-export type SealAction = 'shred' | 'shred-tree' | 'unlink' | 'remove-tree' | 'truncate' | 'lock' | 'zero-fill' | 'skip';
+export type SealAction = 'shred' | 'shred-tree' | 'unlink' | 'remove-tree' | 'truncate' | 'lock' | 'zero-fill' | 'delete-user' | 'mark-first-boot' | 'skip';
 
 export interface SealItem {
   operation: SealOperation;

@@ -14,6 +14,7 @@ export const SEAL_OPERATIONS = [
   'state',
   'cron-spool',
   'mail-spool',
+  'build-user',
   'zero-free-space',
 ] as const;
 
@@ -31,10 +32,11 @@ export const OPERATION_SUMMARY: Record<SealOperation, string> = {
   credentials: 'cloud and tool credentials (~/.aws, ~/.osc, ~/.oapi-cli, ~/.config/gcloud, ~/.azure, ~/.oci, ~/.euca, eucarc, ~/.docker/config.json, ~/.kube/config, .netrc, .git-credentials, .pgpass, .my.cnf, .s3cfg, .boto, .vault-token, OpenStack clouds.yaml), pk-*.pem/cert-*.pem, and private keys found by content (PEM, OpenSSH, PuTTY, PGP, PKCS#12) under homes, /root, /tmp, /var/tmp, /mnt',
   passwords: 'every account with a usable or empty password (or a locked one still holding its hash) is locked with usermod --lock and its hash replaced by "!", then /etc/shadow is re-read to check; copies of the hashes (/etc/shadow-, /var/backups/shadow.bak) are removed',
   logs: 'files under /var/log truncated in place (mode and owner kept; wtmp, btmp, lastlog too); rotated copies and journal files removed',
-  'machine-id': '/etc/machine-id emptied (the file kept), /var/lib/dbus/machine-id removed: the next boot is a first boot',
+  'machine-id': '/etc/machine-id emptied (the file kept; with --first-boot it says "uninitialized" instead), /var/lib/dbus/machine-id removed: the next boot makes a new machine-id',
   state: "imprint's state, cloud-init's (/var/lib/cloud but seed/ and scripts/), DHCP leases, random seeds and machine secrets, udev persistent-net rules, /tmp and /var/tmp contents, package caches, crash dumps",
   'cron-spool': 'user crontabs (/var/spool/cron/crontabs/*, /var/spool/cron/*)',
   'mail-spool': 'mailboxes (/var/mail/*, /var/spool/mail/*)',
+  'build-user': 'the build accounts named by --remove-user (userdel --remove: the account, its home and mail spool) and the /etc/sudoers.d files that hold only their rules; selected by --remove-user',
   'zero-free-space': 'zeros written to the free space of every filesystem of the tree, then removed (smaller compressed images)',
 };
 

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { hashScheme, parseAccountFile, passwordState } from '../parsers/accounts.js';
+import { hashScheme, parseAccountFile, passwdEntries, passwordState } from '../parsers/accounts.js';
 import { ImprintError, errorMessage } from '../os/errors.js';
 import { readTreeText } from '../os/files.js';
 import type { RootTree } from '../os/root.js';
@@ -20,6 +20,10 @@ export interface PlanOptions {
   zeroLimit?: number | null;
   /** Bounds of the content scan of each directory (homes, /tmp, /var/tmp, /mnt). */
   scanLimits?: WalkLimits;
+  /** build-user: the build accounts to remove (--remove-user). */
+  buildUsers?: readonly string[];
+  /** machine-id: "uninitialized" (systemd's first-boot mode, --first-boot) instead of empty. */
+  firstBoot?: boolean;
 }
 
 const SCAN_LIMITS: WalkLimits = { maxDepth: 24, maxEntries: 200_000 };
@@ -258,14 +262,23 @@ async function logs(ctx: Ctx): Promise<void> {
   if (result.truncated) ctx.notes.push({ operation: 'logs', severity: 'warning', path: '/var/log', message: `stopped after ${LOG_LIMITS.maxEntries} entries under /var/log` });
 }
 
+// systemd 247 and later (main.c): /etc/machine-id missing or "uninitialized" is a first boot,
+// empty is not. Either way a new machine-id is made at boot. A first boot also runs
+// `preset-all` (enable-only up to 255), which re-enables units the builder disabled: measured
+// on Debian 12 (systemd 252), "uninitialized" re-enabled a disabled apt-daily-upgrade.timer and
+// e2scrub_reap.service and enabled systemd-networkd.service; empty left the units as they were.
+const EMPTY_WHY = 'machine identity: emptied (the file kept): systemd makes a new one at the next boot, without first-boot mode (unit presets are not re-applied)';
+const FIRST_BOOT_WHY = 'machine identity: "uninitialized" (--first-boot): systemd makes a new one and runs its first-boot mode (ConditionFirstBoot= units, and preset-all, which can enable units the build disabled)';
+
 async function machineId(ctx: Ctx): Promise<void> {
   const probe = await ctx.reader.probe('/etc/machine-id');
   if (probe.kind === 'symlink') skipLink(ctx, 'machine-id', '/etc/machine-id', probe.target);
-  else if (probe.kind === 'file' && probe.stat.size > 0) {
+  else if (probe.kind === 'file' && ctx.opts.firstBoot) {
+    const text = (await readTreeHead(ctx.root, '/etc/machine-id', 64).catch(() => null))?.toString('utf8');
+    if (text !== 'uninitialized\n') add(ctx, 'machine-id', '/etc/machine-id', 'mark-first-boot', probe.stat.size, FIRST_BOOT_WHY);
+  } else if (probe.kind === 'file' && probe.stat.size > 0) {
     const text = (await readTreeHead(ctx.root, '/etc/machine-id', 64).catch(() => null))?.toString('utf8').trim();
-    if (text !== 'uninitialized') {
-      add(ctx, 'machine-id', '/etc/machine-id', 'truncate', probe.stat.size, 'machine identity: emptied (the file kept), so systemd makes a new one and treats the next boot as the first');
-    }
+    if (text !== 'uninitialized') add(ctx, 'machine-id', '/etc/machine-id', 'truncate', probe.stat.size, EMPTY_WHY);
   }
   const dbus = await ctx.reader.probe('/var/lib/dbus/machine-id');
   if (dbus.kind === 'symlink') add(ctx, 'machine-id', '/var/lib/dbus/machine-id', 'unlink', 0, `D-Bus machine id, a link to ${dbus.target}: the link is removed (dbus falls back to /etc/machine-id)`);
@@ -404,6 +417,43 @@ async function zeroFreeSpace(ctx: Ctx): Promise<void> {
   }
 }
 
+/** Whether a sudoers line is a rule for the user: "NAME ..." or "Defaults:NAME ...". */
+function sudoersLineFor(line: string, user: string): boolean {
+  const first = line.trim().split(/\s+/)[0] ?? '';
+  const subjects = first.startsWith('Defaults:') ? first.slice('Defaults:'.length) : first;
+  return subjects.split(',').includes(user);
+}
+
+async function buildUsers(ctx: Ctx): Promise<void> {
+  const names = ctx.opts.buildUsers ?? [];
+  if (names.length === 0) return;
+  const text = await readTreeText(ctx.root, '/etc/passwd').catch(() => null);
+  const accounts = text === null ? [] : passwdEntries(parseAccountFile(text, 'passwd', '/etc/passwd'));
+  const dropIns: { path: string; lines: string[] }[] = [];
+  for (const entry of await ctx.reader.entries('/etc/sudoers.d')) {
+    const p = `/etc/sudoers.d/${entry.name}`;
+    if (!entry.isFile()) continue;
+    const body = await readTreeText(ctx.root, p).catch(() => null);
+    if (body !== null) dropIns.push({ path: p, lines: body.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#')) });
+  }
+  const main = (await readTreeText(ctx.root, '/etc/sudoers').catch(() => null)) ?? '';
+  for (const name of names) {
+    const account = accounts.find((a) => a.name === name);
+    if (!account) ctx.notes.push({ operation: 'build-user', severity: 'info', path: '/etc/passwd', message: `no account ${name}: nothing to remove` });
+    else if (account.uid === 0) ctx.notes.push({ operation: 'build-user', severity: 'error', path: '/etc/passwd', message: `${name} has UID 0: never removed` });
+    else add(ctx, 'build-user', '/etc/passwd', 'delete-user', 0, `build account (UID ${account.uid}, home ${account.home}): userdel --remove`, { account: name });
+    for (const file of dropIns) {
+      const mine = file.lines.filter((l) => sudoersLineFor(l, name));
+      if (mine.length === 0) continue;
+      if (mine.length === file.lines.length) add(ctx, 'build-user', file.path, 'unlink', 0, `sudoers rules for ${name} only`);
+      else ctx.notes.push({ operation: 'build-user', severity: 'warning', path: file.path, message: `has rules for ${name} and for others: not edited; remove ${name}'s lines with visudo -f ${file.path}` });
+    }
+    if (main.split('\n').some((l) => !l.trim().startsWith('#') && sudoersLineFor(l, name))) {
+      ctx.notes.push({ operation: 'build-user', severity: 'warning', path: '/etc/sudoers', message: `/etc/sudoers has a rule for ${name}: not edited; remove it with visudo` });
+    }
+  }
+}
+
 const PLANNERS: Record<SealOperation, (ctx: Ctx) => Promise<void>> = {
   'ssh-host-keys': sshHostKeys,
   'ssh-user-keys': sshUserKeys,
@@ -418,6 +468,7 @@ const PLANNERS: Record<SealOperation, (ctx: Ctx) => Promise<void>> = {
   state,
   'cron-spool': cronSpool,
   'mail-spool': mailSpool,
+  'build-user': buildUsers,
   'zero-free-space': zeroFreeSpace,
 };
 

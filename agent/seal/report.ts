@@ -17,6 +17,8 @@ const VERB: Record<SealAction, string> = {
   truncate: 'empty',
   lock: 'lock the password of',
   'zero-fill': 'zero the free space at',
+  'delete-user': 'delete',
+  'mark-first-boot': 'write "uninitialized" to',
   skip: 'skip',
 };
 
@@ -38,11 +40,12 @@ export function formatBytes(n: number): string {
 }
 
 function subject(item: SealItem): string {
+  if (item.action === 'delete-user') return `the account ${item.account ?? '?'}`;
   return item.action === 'lock' ? `${item.account ?? '?'} (${item.path} line ${item.line ?? '?'})` : printablePath(item.path);
 }
 
 function size(item: SealItem): string {
-  return item.action === 'lock' || item.action === 'skip' ? '' : ` (${formatBytes(item.bytes)})`;
+  return item.action === 'lock' || item.action === 'skip' || item.action === 'delete-user' ? '' : ` (${formatBytes(item.bytes)})`;
 }
 
 /** The line for a planned item (--dry-run) or a result. */

@@ -295,7 +295,8 @@ describe('imprint boot --root: local phase', function () {
     assert.equal(run.code, 0);
     const report = JSON.parse(run.stdout) as { status: string; exitCode: number; tasks: { task: string; status: string }[]; instance: { source: string } };
     assert.equal(report.status, 'ok');
-    assert.deepEqual(report.tasks.map((t) => [t.task, t.status]), [['host-keys', 'done'], ['sshd-config', 'done'], ['default-user', 'skipped'], ['passwords', 'done'], ['host-keys-late', 'skipped'], ['platform-users', 'skipped'], ['authorized-keys', 'skipped'], ['product-codes', 'skipped'], ['hostname', 'skipped'], ['report-ready', 'skipped']]);
+    assert.deepEqual(report.tasks.map((t) => [t.task, t.status]), [['host-keys', 'done'], ['sshd-config', 'done'], ['default-user', 'skipped'], ['passwords', 'done'], ['host-keys-late', 'skipped'], ['platform-users', 'skipped'], ['authorized-keys', 'skipped'], ['product-codes', 'skipped'], ['hostname', 'skipped'], ['report-ready', 'skipped'],
+      ['grow-root', 'skipped'], ['clear-swap', 'skipped'], ['ephemeral-disk', 'skipped'], ['package-upgrade', 'skipped']]);
     assert.equal(report.instance.source, 'machine-id');
     assert.match(run.stderr, /^imprint: host-keys: generated ed25519/m);
   });

@@ -57,6 +57,10 @@ describe('config', () => {
         metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536, platform: 'auto', platformUsers: 'create', hostname: true },
         authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
         productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
+        growRoot: { enabled: true },
+        swap: { clear: false },
+        ephemeralDisk: { device: null, filesystem: 'ext4', label: null },
+        packages: { upgrade: false, timeoutMs: 1_200_000 },
       });
       // A fresh object each time: callers may mutate it.
       assert.notEqual(defaultConfig().sshd.settings, defaultConfig().sshd.settings);
@@ -139,6 +143,10 @@ describe('config', () => {
         metadata: { sources: ['nocloud', 'config-drive', 'ec2'], url: 'http://169.254.169.254', deadlineMs: 120_000, requestTimeoutMs: 2_000, imdsv1: 'auto', maxBodyBytes: 65_536, platform: 'auto', platformUsers: 'create', hostname: true },
         authorizedKeys: { enabled: true, user: 'auto', allowOptions: false },
         productCodes: { expected: [], source: 'metadata', onMismatch: 'warn', units: [], certificate: null },
+        growRoot: { enabled: true },
+        swap: { clear: false },
+        ephemeralDisk: { device: null, filesystem: 'ext4', label: null },
+        packages: { upgrade: false, timeoutMs: 1_200_000 },
       });
     });
 
@@ -203,11 +211,11 @@ describe('config', () => {
 
     it('unknown top-level key, with did-you-mean', () => {
       const text = '# comment\nhostkeys:\n  enabled: true\n';
-      assertOneProblem(text, 'hostkeys', 'unknown key "hostkeys" (did you mean "host_keys"?); known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes, coexist');
+      assertOneProblem(text, 'hostkeys', 'unknown key "hostkeys" (did you mean "host_keys"?); known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes, grow_root, swap, ephemeral_disk, packages, coexist');
       assertOneProblem('sshd: {}\ndefault-user:\n  name: bob\n', 'default-user', /^unknown key "default-user" \(did you mean "default_user"\?\)/);
       assertOneProblem('password:\n  enabled: false\n', 'password', /^unknown key "password" \(did you mean "passwords"\?\)/);
       // Nothing close: no suggestion.
-      assertOneProblem('network:\n  url: http://x\n', 'network', 'unknown key "network"; known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes, coexist');
+      assertOneProblem('network:\n  url: http://x\n', 'network', 'unknown key "network"; known keys: host_keys, passwords, sshd, default_user, metadata, authorized_keys, product_codes, grow_root, swap, ephemeral_disk, packages, coexist');
     });
 
     it('unknown nested key, with did-you-mean', () => {

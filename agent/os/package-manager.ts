@@ -1,0 +1,52 @@
+import { run } from './exec.js';
+import type { RootTree } from './root.js';
+import { statResolved } from './tree-read.js';
+
+// The distribution's package manager, for the optional first-boot upgrade: apt (Debian,
+// Ubuntu) or dnf (Fedora, RHEL and its rebuilds). Each command runs under coreutils' timeout,
+// which sends SIGTERM at the deadline (apt and dnf stop between packages and keep their
+// databases consistent) and SIGKILL a minute later if they have not stopped.
+
+export type PackageManager = 'apt' | 'dnf';
+
+export interface PackageCommand {
+  program: string;
+  args: string[];
+}
+
+/** Which manager the tree has (apt first: a Debian system with dnf installed is still Debian). */
+export async function detectPackageManager(root: RootTree): Promise<PackageManager | null> {
+  for (const [manager, file] of [['apt', '/usr/bin/apt-get'], ['dnf', '/usr/bin/dnf']] as const) {
+    if ((await statResolved(root, file))?.isFile()) return manager;
+  }
+  return null;
+}
+
+/** The commands of an unattended upgrade that keeps the image's changed config files. */
+export function upgradeCommands(manager: PackageManager): PackageCommand[] {
+  if (manager === 'dnf') return [{ program: 'dnf', args: ['-y', '--refresh', 'upgrade'] }];
+  return [
+    { program: 'apt-get', args: ['-q', 'update'] },
+    { program: 'apt-get', args: ['-q', '-y', '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', 'upgrade'] },
+  ];
+}
+
+export interface BoundedResult {
+  timedOut: boolean;
+  code: number;
+  /** The last lines of output, for the log. */
+  tail: string[];
+}
+
+const KILL_AFTER_S = 60;
+
+/** Runs a command for at most timeoutMs (then TERM, then KILL); never throws on its exit status. */
+export async function runBounded(command: PackageCommand, timeoutMs: number): Promise<BoundedResult> {
+  const seconds = Math.max(1, Math.floor(timeoutMs / 1000));
+  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
+  const result = await run('timeout', ['--signal=TERM', `--kill-after=${KILL_AFTER_S}`, String(seconds), command.program, ...command.args], {
+    env, okCodes: Array.from({ length: 255 }, (_, i) => i + 1), timeoutMs: (seconds + KILL_AFTER_S + 30) * 1000,
+  });
+  const tail = `${result.stdout}\n${result.stderr}`.split('\n').map((l) => l.trimEnd()).filter(Boolean).slice(-20);
+  return { timedOut: result.code === 124 || result.code === 137, code: result.code, tail };
+}

@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+// Image files, loop devices and mounts that the disk tests make and always take down again.
+// Only devices listed here are ever touched: never the machine's own disks or swap.
+
+export const exec = promisify(execFile);
+
+export class LoopDisks {
+  readonly dir: Promise<string> = mkdtemp(path.join(tmpdir(), 'imprint-disk-'));
+  private readonly loops: string[] = [];
+  private readonly mounts: string[] = [];
+
+  async image(name: string, size: string): Promise<string> {
+    const file = path.join(await this.dir, name);
+    await writeFile(file, Buffer.alloc(0));
+    await exec('truncate', ['-s', size, file]);
+    return file;
+  }
+
+  async attach(file: string): Promise<string> {
+    const loop = (await exec('losetup', ['--find', '--show', file])).stdout.trim();
+    if (!/^\/dev\/loop\d+$/.test(loop)) throw new Error(`losetup gave ${loop}`);
+    this.loops.push(loop);
+    return loop;
+  }
+
+  /** Grows the image file and tells its loop device (as a cloud grows a volume). */
+  async grow(file: string, loop: string, size: string): Promise<void> {
+    await exec('truncate', ['-s', size, file]);
+    await exec('losetup', ['-c', loop]);
+  }
+
+  async mount(device: string, name: string): Promise<string> {
+    const target = path.join(await this.dir, name);
+    await mkdir(target, { recursive: true });
+    await exec('mount', [device, target]);
+    this.mounts.push(target);
+    return target;
+  }
+
+  /** Binds a directory at a new mount point (as a container's root is bound from its host's disk). */
+  async bind(dir: string, name: string): Promise<string> {
+    const target = path.join(await this.dir, name);
+    await mkdir(target, { recursive: true });
+    await exec('mount', ['--bind', dir, target]);
+    this.mounts.push(target);
+    return target;
+  }
+
+  async unmount(target: string): Promise<void> {
+    await exec('umount', [target]);
+    this.mounts.splice(this.mounts.indexOf(target), 1);
+  }
+
+  async detach(loop: string): Promise<void> {
+    await exec('losetup', ['-d', loop]);
+    this.loops.splice(this.loops.indexOf(loop), 1);
+  }
+
+  async cleanup(): Promise<void> {
+    for (const m of [...this.mounts].reverse()) await exec('umount', [m]).catch(() => exec('umount', ['-l', m]).catch(() => undefined));
+    for (const l of this.loops) await exec('losetup', ['-d', l]).catch(() => undefined);
+    this.mounts.length = 0;
+    this.loops.length = 0;
+    await rm(await this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Bytes the mounted filesystem offers (df's size). */
+export async function sizeOf(mountpoint: string): Promise<number> {
+  const s = await statfs(mountpoint);
+  return s.blocks * s.bsize;
+}
+
+/** A read-only check of the filesystem on an unmounted device; throws with its output if unclean. */
+export async function fsckClean(fstype: string, device: string): Promise<void> {
+  const [program, args] = fstype === 'xfs' ? ['xfs_repair', ['-n', device]]
+    : fstype === 'btrfs' ? ['btrfs', ['check', '--readonly', device]]
+      : ['e2fsck', ['-fn', device]];
+  await exec(program, args);
+}
+
+/** Whether this process may resize a mounted ext4 (EXT4_IOC_RESIZE_FS needs CAP_SYS_RESOURCE). */
+export async function canResizeMountedExt4(): Promise<boolean> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'}`);
+  return (eff & (1n << 24n)) !== 0n;
+}
+
+export const MiB = 1024 * 1024;
