@@ -29,7 +29,7 @@ export const OPERATION_SUMMARY: Record<SealOperation, string> = {
   'ssh-user-keys': 'authorized_keys, authorized_keys2 and id_* key pairs in ~/.ssh of root and every home',
   'shell-history': 'bash, zsh, fish, sh/ash, python, node, irb, psql, mysql, sqlite, redis, mongo, less, vim/neovim histories',
   credentials: 'cloud and tool credentials (~/.aws, ~/.osc, ~/.oapi-cli, ~/.config/gcloud, ~/.azure, ~/.oci, ~/.euca, eucarc, ~/.docker/config.json, ~/.kube/config, .netrc, .git-credentials, .pgpass, .my.cnf, .s3cfg, .boto, .vault-token, OpenStack clouds.yaml), pk-*.pem/cert-*.pem, and private keys found by content (PEM, OpenSSH, PuTTY, PGP, PKCS#12) under homes, /root, /tmp, /var/tmp, /mnt',
-  passwords: 'every account with a usable or empty password (or a locked one still holding its hash) is locked with usermod --lock and its hash replaced by "!", then /etc/shadow is re-read to check; copies of the hashes (/etc/shadow-, /var/backups/shadow.bak) are removed',
+  passwords: 'every account with a usable or empty password (or a locked one still holding its hash) has its password field set to "!" (locked, no hash left), then /etc/shadow is re-read to check; copies of the hashes (/etc/shadow-, /var/backups/shadow.bak) are removed',
   logs: 'files under /var/log truncated in place (mode and owner kept; wtmp, btmp, lastlog too); rotated copies and journal files removed',
   'machine-id': '/etc/machine-id emptied (the file kept), /var/lib/dbus/machine-id removed: the next boot is a first boot',
   state: "imprint's state, cloud-init's (/var/lib/cloud but seed/ and scripts/), DHCP leases, random seeds and machine secrets, udev persistent-net rules, /tmp and /var/tmp contents, package caches, crash dumps",
