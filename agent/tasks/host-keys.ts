@@ -204,13 +204,29 @@ async function replaceKeys(ctx: TaskContext, rec: TaskRecorder, wanted: WantedKe
   }
   rec.verbose(`generated ${now.map((k) => k.key.type).join(', ')} in ${Date.now() - started} ms`);
 
+  // A file that cannot be removed (immutable, read-only) does not stop the others, nor the new
+  // keys going in: stopping half-way could leave sshd with no host key at all.
+  const problems: string[] = [];
+  const removed: string[] = [];
   for (const f of oldFiles) {
-    // Public halves are public: removing them is enough.
-    const how = f.endsWith('.pub') ? await removePublicFile(ctx, f) : await shredTreeFile(ctx.root, f);
-    if (how !== 'absent') rec.verbose(`${how} ${f}`);
+    try {
+      // Public halves are public: removing them is enough.
+      const how = f.endsWith('.pub') ? await removePublicFile(ctx, f) : await shredTreeFile(ctx.root, f);
+      if (how !== 'absent') rec.verbose(`${how} ${f}`);
+      removed.push(f);
+    } catch (err) {
+      problems.push(`cannot remove the image's ${f}: ${(err as Error).message}`);
+    }
   }
-  if (oldFiles.length > 0) rec.action(`removed ${oldFiles.length} old host key file(s): ${oldFiles.map((f) => path.posix.basename(f)).join(', ')}`);
-  await install(ctx, rec, wanted.map((k) => now.find((t) => t.key === k)).filter((t): t is KeyInProgress => t !== undefined), group);
+  if (removed.length > 0) rec.action(`removed ${removed.length} old host key file(s): ${removed.map((f) => path.posix.basename(f)).join(', ')}`);
+  for (const k of wanted.map((w) => now.find((t) => t.key === w)).filter((t): t is KeyInProgress => t !== undefined)) {
+    try {
+      await install(ctx, rec, [k], group);
+    } catch (err) {
+      problems.push(`cannot install ${k.key.path}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ImprintError(problems.join('; '));
   return { now, late, group, oldFingerprints };
 }
 
