@@ -16,8 +16,15 @@ export async function checkRoot(dir: string): Promise<RootTree> {
   return new RootTree(dir);
 }
 
-/** How long a second run waits for the first: a manual run while the unit runs gets the unit's result (nothing left to do). */
-const LOCK_WAIT_MS = 60_000;
+/**
+ * How long a second run waits for the first: a manual run while the unit runs gets the unit's
+ * result (nothing left to do). IMPRINT_TEST_LOCK_WAIT_MS shortens it for tests (it can only
+ * make imprint give up sooner, never skip the lock).
+ */
+function lockWaitMs(): number {
+  const test = Number.parseInt(process.env.IMPRINT_TEST_LOCK_WAIT_MS ?? '', 10);
+  return Number.isInteger(test) && test >= 0 && test < 60_000 ? test : 60_000;
+}
 
 export async function bootCommand(args: CliArgs, out: Console): Promise<BootReport> {
   const root = await checkRoot(args.root);
@@ -29,7 +36,7 @@ export async function bootCommand(args: CliArgs, out: Console): Promise<BootRepo
   out.detail('config', config.source ?? 'built-in defaults');
   const opts = { root, config, dryRun: args.dryRun, out, explicitMetadataUrl, ...(args.instanceId ? { instanceId: args.instanceId } : {}) };
   if (args.dryRun) return runBoot(opts);
-  const lock = await acquireRunLock(root, LOCK_WAIT_MS, (m) => out.warn('lock', m));
+  const lock = await acquireRunLock(root, lockWaitMs(), (m) => out.warn('lock', m));
   try {
     const swept = await sweepTempFiles(root);
     if (swept.length > 0) out.info('lock', `removed what a killed run left: ${swept.join(', ')}`);

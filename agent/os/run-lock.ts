@@ -69,7 +69,7 @@ export async function acquireRunLock(root: RootTree, waitMs: number, waiting: (m
     if ((await flockOn(handle, ['--exclusive', '--nonblock'])) !== 0) {
       waiting(`another imprint run holds ${RUN_LOCK} on this tree; waiting up to ${Math.round(waitMs / 1000)} s for it to end`);
       if ((await flockOn(handle, ['--exclusive', '--wait', String(waitMs / 1000)])) !== 0) {
-        throw new RunLockBusy(`another imprint run still holds ${RUN_LOCK} on this tree after ${Math.round(waitMs / 1000)} s; nothing was changed (run again when it has ended)`);
+        throw new RunLockBusy(`another imprint run still holds ${RUN_LOCK} on this tree after ${waitMs / 1000} s; nothing was changed (run again when it has ended)`);
       }
     }
   } catch (err) {
