@@ -84,7 +84,7 @@ Environment:
 
 Exit status: 0 sealed, or nothing to do; 1 an item could not be removed (each is named, the
 others were done); 2 usage error, or the running system without --yes (nothing changed); 75 another
-imprint run held the tree's lock (/run/imprint.lock) for 60 s (nothing changed).
+imprint run held the lock on the tree (flock on its root directory) for 60 s (nothing changed).
 `;
 
 const OPTIONS = {

@@ -1,24 +1,24 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { ImprintError } from './errors.js';
 import type { RootTree } from './root.js';
 
 // One imprint run at a time per root tree (a manual `imprint boot` while the unit runs, two
-// pipelines on one image). The lock is flock(2) on <root>/run/imprint.lock, taken on a
-// descriptor imprint itself holds: the host's flock(1) is handed that descriptor and locks it
+// pipelines on one image). The lock is flock(2) on the tree's root directory itself (the same
+// inode whatever path or bind mount names it), so nothing is created in the image (a sealed
+// image gets no lock file), taken on a descriptor imprint itself holds: the host's flock(1) is handed that descriptor and locks it
 // (flock locks belong to the open file, which imprint and the child share), then exits. Why
 // this rather than a pid file made with O_EXCL: the kernel releases the lock when imprint's
-// last descriptor closes, however it ends (SIGKILL, OOM, power loss: /run is tmpfs), so there
-// is no stale lock to detect, and no race between two runs that both judge a pid file stale
+// last descriptor closes, however it ends (SIGKILL, OOM, power loss), so there is no stale
+// lock to detect, and no race between two runs that both judge a pid file stale
 // and both "break" it; pid and start-time checks also mislead across PID namespaces (a tree
-// shared between containers). The file is never removed (removing a flock file lets a third
-// run lock a new inode while the second holds the old one). Node has no flock() of its own;
+// shared between containers); and a directory cannot be removed and re-created under a holder
+// the way a lock file can. Node has no flock() of its own;
 // flock(1) is util-linux's (Essential on Debian; required by systemd on every distribution),
 // run from the host, never from the tree. Children imprint starts do not inherit the
 // descriptor (Node opens with O_CLOEXEC).
 
-export const RUN_LOCK = '/run/imprint.lock';
 /** Exit status of a run that gave up waiting for the lock (EX_TEMPFAIL: try again later). */
 export const EXIT_LOCKED = 75;
 
@@ -58,18 +58,12 @@ function flockOn(handle: FileHandle, args: string[]): Promise<number> {
  * to `waitMs`, then throws RunLockBusy. Hold the returned lock until the run ends.
  */
 export async function acquireRunLock(root: RootTree, waitMs: number, waiting: (message: string) => void): Promise<RunLock> {
-  await root.assertNoSymlinks(RUN_LOCK);
-  await mkdir(root.path('/run'), { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw err;
-  });
-  await root.assertNoSymlinks(RUN_LOCK);
-  const handle = await open(root.path(RUN_LOCK), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  const handle = await open(root.isLive ? '/' : root.dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
-    if (!(await handle.stat()).isFile()) throw new ImprintError(`refusing ${RUN_LOCK}: not a regular file`, 'unsafe-path');
     if ((await flockOn(handle, ['--exclusive', '--nonblock'])) !== 0) {
-      waiting(`another imprint run holds ${RUN_LOCK} on this tree; waiting up to ${Math.round(waitMs / 1000)} s for it to end`);
+      waiting(`another imprint run holds the lock on this tree (${root.dir}); waiting up to ${Math.round(waitMs / 1000)} s for it to end`);
       if ((await flockOn(handle, ['--exclusive', '--wait', String(waitMs / 1000)])) !== 0) {
-        throw new RunLockBusy(`another imprint run still holds ${RUN_LOCK} on this tree after ${waitMs / 1000} s; nothing was changed (run again when it has ended)`);
+        throw new RunLockBusy(`another imprint run still holds the lock on this tree (${root.dir}) after ${waitMs / 1000} s; nothing was changed (run again when it has ended)`);
       }
     }
   } catch (err) {
