@@ -15,7 +15,7 @@ import type { RootTree } from './root.js';
 //    A lock whose pid no longer exists is stale: removed, and the link tried once more. A lock
 //    file without a readable pid is left alone (shadow-utils refuses it too). 15 tries, a second
 //    apart, as shadow-utils does. Taken in the order shadow-utils takes them (passwd, shadow,
-//    group, gshadow), released in reverse.
+//    group, gshadow, subuid, subgid), released in reverse.
 //  - /etc/.pwd.lock (glibc's lckpwdf) is an fcntl() record lock, which Node cannot take without
 //    a native addon. shadow-utils tools on a tree take the per-file locks as well, so those
 //    exclude them; lckpwdf alone (pam_unix inside the image) never runs on an offline tree.
@@ -24,9 +24,9 @@ import type { RootTree } from './root.js';
 // (temp, fsync, rename, fsync dir) with the original's owner and mode. No "-" backup is made:
 // the previous content holds the hashes being replaced.
 
-export type AccountDbPath = '/etc/passwd' | '/etc/shadow' | '/etc/group' | '/etc/gshadow';
+export type AccountDbPath = '/etc/passwd' | '/etc/shadow' | '/etc/group' | '/etc/gshadow' | '/etc/subuid' | '/etc/subgid';
 
-const LOCK_ORDER: readonly AccountDbPath[] = ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow'];
+const LOCK_ORDER: readonly AccountDbPath[] = ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow', '/etc/subuid', '/etc/subgid'];
 const LOCK_TRIES = 15;
 const LOCK_PAUSE_MS = 1000;
 
@@ -176,7 +176,7 @@ async function readTable(root: RootTree, file: AccountDbPath): Promise<AccountTa
   return new AccountTable(file, lines, finalNewline, info ? { uid: info.uid, gid: info.gid, mode: info.mode & 0o7777 } : null);
 }
 
-const NEW_FILE_MODE: Record<AccountDbPath, number> = { '/etc/passwd': 0o644, '/etc/group': 0o644, '/etc/shadow': 0o640, '/etc/gshadow': 0o640 };
+const NEW_FILE_MODE: Record<AccountDbPath, number> = { '/etc/passwd': 0o644, '/etc/group': 0o644, '/etc/shadow': 0o640, '/etc/gshadow': 0o640, '/etc/subuid': 0o644, '/etc/subgid': 0o644 };
 
 /**
  * Locks the named account files of a tree, reads them, lets `edit` change them, and writes back

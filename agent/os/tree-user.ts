@@ -17,8 +17,9 @@ import type { NewUser } from './shadow-utils.js';
 // SKEL, the home's mode from HOME_MODE or UMASK), the password "!" (locked, no hash), and the
 // home copied from the skeleton without following a link: made under a temp name, owned by the
 // user, then renamed, before the account files name it (killed in between, the next run finds a
-// complete home and no account, and makes the account with the same uid). Not done: subordinate
-// ids (/etc/subuid, /etc/subgid) and mail spools.
+// complete home and no account, and makes the account with the same uid); subordinate ids in
+// /etc/subuid and /etc/subgid where those files exist (the lowest free range of SUB_*_COUNT in
+// SUB_*_MIN..SUB_*_MAX). Not done: mail spools (CREATE_MAIL_SPOOL).
 
 function settings(text: string | null, sep: RegExp): Map<string, string> {
   const map = new Map<string, string>();
@@ -71,6 +72,28 @@ function addMemberships(group: AccountTable, gshadow: AccountTable, groups: read
       }
     }
   }
+}
+
+/** The lowest start of `count` ids in [min, max] that no line of a subuid/subgid file uses. */
+function freeSubRange(table: AccountTable, min: number, max: number, count: number): number | null {
+  const ranges = table.lines.map((l) => l.split(':')).filter((f) => f.length === 3)
+    .map((f) => [Number.parseInt(f[1] as string, 10), Number.parseInt(f[2] as string, 10)] as const)
+    .filter(([start, n]) => Number.isInteger(start) && Number.isInteger(n) && n > 0)
+    .sort((a, b) => a[0] - b[0]);
+  let candidate = min;
+  for (const [start, n] of ranges) {
+    if (start < candidate + count && start + n > candidate) candidate = start + n;
+  }
+  return candidate + count - 1 <= max ? candidate : null;
+}
+
+function addSubIds(table: AccountTable, defs: Map<string, string>, kind: 'UID' | 'GID', name: string): void {
+  if (table.found === null || hasName(table, name)) return;
+  const count = numberSetting(defs, `SUB_${kind}_COUNT`, 65536);
+  if (count === 0) return;
+  const start = freeSubRange(table, numberSetting(defs, `SUB_${kind}_MIN`, 100000), numberSetting(defs, `SUB_${kind}_MAX`, 600100000), count);
+  if (start === null) throw new ImprintError(`no free range of ${count} subordinate ${kind.toLowerCase()}s left`);
+  table.add(`${name}:${start}:${count}`);
 }
 
 async function copyEntry(src: string, dest: string, info: Stats, uid: number, gid: number): Promise<void> {
@@ -145,7 +168,7 @@ export async function addUserToTree(root: RootTree, user: NewUser): Promise<Adde
   }
   const defs = settings(await readTreeText(root, '/etc/login.defs'), /^(\S+)\s+(\S+)/);
   const defaults = settings(await readTreeText(root, '/etc/default/useradd'), /^([A-Z_]+)=(\S*)$/);
-  return editAccountFiles(root, ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow'], async (tables) => {
+  return editAccountFiles(root, ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow', '/etc/subuid', '/etc/subgid'], async (tables) => {
     const passwd = tables.get('/etc/passwd') as AccountTable;
     const shadow = tables.get('/etc/shadow') as AccountTable;
     const group = tables.get('/etc/group') as AccountTable;
@@ -168,6 +191,8 @@ export async function addUserToTree(root: RootTree, user: NewUser): Promise<Adde
     group.add(`${user.name}:x:${gid}:`);
     if (gshadow.found !== null) gshadow.add(`${user.name}:!::`);
     addMemberships(group, gshadow, user.groups, user.name);
+    addSubIds(tables.get('/etc/subuid') as AccountTable, defs, 'UID', user.name);
+    addSubIds(tables.get('/etc/subgid') as AccountTable, defs, 'GID', user.name);
     return { uid, gid, home, homeCreated };
   });
 }
