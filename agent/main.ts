@@ -6,9 +6,24 @@ import { Console } from './os/console.js';
 import { ImprintError, errorMessage } from './os/errors.js';
 import { ParseError } from './parsers/errors.js';
 import { notificationsSent } from './os/systemd-notify.js';
+import { EXIT_LOCKED, RunLockBusy } from './os/run-lock.js';
 import { VERSION } from './version.js';
 
-// argv → command → exit status (0 done, 1 a task failed, 2 usage or config error).
+// argv → command → exit status (0 done, 1 a task failed, 2 usage or config error, 70 internal
+// error, 75 another run holds the tree's lock).
+
+/** EX_SOFTWARE: a bug in imprint (an unexpected exception), never a task's reported failure. */
+const EXIT_INTERNAL = 70;
+
+function internalError(err: unknown): number {
+  process.stderr.write(`imprint: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT_INTERNAL;
+}
+
+// A rejection nobody handled or an exception outside any await chain is a bug: say so and exit
+// 70 at once, rather than Node's default (exit 1, which reads as "a task failed, the rest ran").
+process.on('unhandledRejection', (err) => process.exit(internalError(err)));
+process.on('uncaughtException', (err) => process.exit(internalError(err)));
 
 function usageFailure(err: unknown, json: boolean): number {
   const problems = err instanceof ConfigError ? err.problems : [errorMessage(err)];
@@ -69,12 +84,16 @@ export async function main(argv: string[]): Promise<number> {
     return await dispatch(args);
   } catch (err) {
     if (err instanceof ConfigError || (err instanceof ImprintError && (err.code === 'usage' || err.code === 'config'))) return usageFailure(err, args.json);
+    if (err instanceof RunLockBusy) {
+      if (args.json) process.stdout.write(`${JSON.stringify({ status: 'locked', exitCode: EXIT_LOCKED, error: err.message })}\n`);
+      process.stderr.write(`imprint: ${err.message}\n`);
+      return EXIT_LOCKED;
+    }
     if (err instanceof ImprintError || err instanceof ParseError) {
       process.stderr.write(`imprint: error: ${err.message}\n`);
       return 1;
     }
-    process.stderr.write(`imprint: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    return 1;
+    return internalError(err);
   }
 }
 

@@ -73,8 +73,8 @@ Config (YAML, every key optional; unknown keys are errors):
   host_keys:    enabled (true), types (auto: sshd's HostKey lines, else [ed25519, ecdsa, rsa]),
                 rsa_bits (3072), ecdsa_bits (256)
   passwords:    enabled (true), accounts (auto: root and every account with a usable or empty
-                password), exclude ([]), method (auto: the image's ENCRYPT_METHOD if SHA512 or
-                YESCRYPT, else SHA512)
+                password), exclude ([]), method (accepted; the random passwords are
+                always hashed with SHA-512 crypt, written locked)
   sshd:         enabled (true), permit_root_login (auto: prohibit-password, or no when a
                 default_user is set), use_dns (false), settings ({Keyword: value} to add;
                 password-related keywords are imprint's and refused)

@@ -7,11 +7,23 @@ import type { BootReport } from '../boot/report.js';
 import { Console } from '../os/console.js';
 import { ImprintError } from '../os/errors.js';
 import { RootTree } from '../os/root.js';
+import { acquireRunLock } from '../os/run-lock.js';
+import { sweepTempFiles } from '../boot/sweep.js';
 
 export async function checkRoot(dir: string): Promise<RootTree> {
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new ImprintError(`--root ${dir}: not a directory`, 'usage');
   return new RootTree(dir);
+}
+
+/**
+ * How long a second run waits for the first: a manual run while the unit runs gets the unit's
+ * result (nothing left to do). IMPRINT_TEST_LOCK_WAIT_MS shortens it for tests (it can only
+ * make imprint give up sooner, never skip the lock).
+ */
+function lockWaitMs(): number {
+  const test = Number.parseInt(process.env.IMPRINT_TEST_LOCK_WAIT_MS ?? '', 10);
+  return Number.isInteger(test) && test >= 0 && test < 60_000 ? test : 60_000;
 }
 
 export async function bootCommand(args: CliArgs, out: Console): Promise<BootReport> {
@@ -21,8 +33,16 @@ export async function bootCommand(args: CliArgs, out: Console): Promise<BootRepo
   if (args.metadataDeadlineMs) config.metadata.deadlineMs = args.metadataDeadlineMs;
   if (!args.dryRun && process.getuid?.() !== 0) throw new ImprintError('boot changes host keys and /etc/shadow: run it as root (or use --dry-run)', 'usage');
   out.detail('config', config.source ?? 'built-in defaults');
-  return runBoot({
-    root, config, dryRun: args.dryRun, out, explicitMetadataUrl, ...(args.instanceId ? { instanceId: args.instanceId } : {}),
+  const opts = { root, config, dryRun: args.dryRun, out, explicitMetadataUrl, ...(args.instanceId ? { instanceId: args.instanceId } : {}),
     ...(args.platform ? { platform: args.platform } : {}), ...(args.wireserverUrl ? { wireserverUrl: args.wireserverUrl } : {}),
-  });
+  };
+  if (args.dryRun) return runBoot(opts);
+  const lock = await acquireRunLock(root, lockWaitMs(), (m) => out.warn('lock', m));
+  try {
+    const swept = await sweepTempFiles(root);
+    if (swept.length > 0) out.info('lock', `removed what a killed run left: ${swept.join(', ')}`);
+    return await runBoot(opts);
+  } finally {
+    await lock.release();
+  }
 }

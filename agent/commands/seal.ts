@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { flagError } from '../cli/flag-error.js';
 import { ImprintError } from '../os/errors.js';
 import { RootTree } from '../os/root.js';
+import { acquireRunLock, EXIT_LOCKED, RunLockBusy, type RunLock } from '../os/run-lock.js';
 import { executeSeal, type SealResult } from '../seal/execute.js';
 import { planSealDetailed } from '../seal/plan.js';
 import { DEFAULT_OPERATIONS, OPERATION_SUMMARY, OperationsError, parseOperations, SEAL_OPERATIONS, type SealOperation } from '../seal/operations.js';
@@ -91,7 +92,8 @@ Environment:
                                  filesystem is zeroed only with a limit: it would fill the disk.
 
 Exit status: 0 sealed, or nothing to do; 1 an item could not be removed (each is named, the
-others were done); 2 usage error, or the running system without --yes (nothing changed).
+others were done); 2 usage error, or the running system without --yes (nothing changed); 75 another
+imprint run held the lock on the tree (flock on its root directory) for 60 s (nothing changed).
 `;
 
 const OPTIONS = {
@@ -256,6 +258,36 @@ export async function sealCommand(argv: string[], io?: SealIo): Promise<number> 
     }
   }
 
+  // One run at a time per tree, as for boot (see os/run-lock.ts); a dry run changes nothing.
+  let lock: RunLock | null = null;
+  if (!args.dryRun) {
+    try {
+      lock = await acquireRunLock(root, 60_000, (m) => say(`seal: ${m}`));
+    } catch (err) {
+      if (!(err instanceof RunLockBusy)) throw err;
+      streams.err.write(`imprint: seal: ${err.message}\n`);
+      return EXIT_LOCKED;
+    }
+  }
+  try {
+    return await sealTree({ args, root, live, streams, say, lines, zeroLimit, started });
+  } finally {
+    await lock?.release();
+  }
+}
+
+interface SealRun {
+  args: SealArgs;
+  root: RootTree;
+  live: boolean;
+  streams: SealIo;
+  say: (text: string) => void;
+  lines: NodeJS.WritableStream;
+  zeroLimit: number | null;
+  started: number;
+}
+
+async function sealTree({ args, root, live, streams, say, lines, zeroLimit, started }: SealRun): Promise<number> {
   let plan;
   try {
     plan = await planSealDetailed(root, args.operations, { zeroLimit, buildUsers: args.removeUsers, firstBoot: args.firstBoot });

@@ -1,29 +1,26 @@
 import { run } from './exec.js';
 import { crashPoint } from './crash.js';
 import type { RootTree } from './root.js';
+import { deleteUserFromTree } from './tree-userdel.js';
 
-// shadow-utils do every change to the account databases, so their lock files (/etc/.pwd.lock,
-// /etc/shadow.lock) are honoured and a concurrent useradd cannot interleave with us.
+// The live system's own shadow-utils (trusted: they are the system's). For an offline tree
+// (--root) nothing here runs: shadow-utils' --root chroots into the tree and glibc then loads
+// the tree's NSS modules as root; account-db.ts and the tree functions in accounts.ts edit the
+// files in imprint itself, under the same locks.
 
-function rootArgs(root: RootTree): string[] {
-  return root.isLive ? [] : ['--root', root.dir];
-}
-
-export type CryptMethod = 'SHA512' | 'YESCRYPT' | 'SHA256';
-
-/** Sets passwords. `-c METHOD` hashes in chpasswd itself (no PAM stack, which --root cannot load). */
-export async function chpasswd(root: RootTree, entries: { user: string; password: string }[], method: CryptMethod): Promise<void> {
+/**
+ * Sets password fields to values already made (hashes, "!"-locked hashes, "!"): ONE chpasswd
+ * with -e for every account, so the fields are set and locked in one step. The values are
+ * never logged (stdin only). chpasswd discards the whole batch on any bad line, so the caller
+ * passes only accounts that are in /etc/passwd.
+ */
+export async function chpasswdEncrypted(root: RootTree, entries: readonly { user: string; field: string }[]): Promise<void> {
   if (entries.length === 0) return;
-  const input = entries.map((e) => `${e.user}:${e.password}\n`).join('');
+  if (!root.isLive) throw new Error('internal: chpasswd is for the live system only');
+  const input = entries.map((e) => `${e.user}:${e.field}\n`).join('');
   crashPoint('before chpasswd');
-  await run('chpasswd', ['-c', method, ...rootArgs(root)], { input });
+  await run('chpasswd', ['-e'], { input });
   crashPoint('after chpasswd');
-}
-
-export async function lockPassword(root: RootTree, user: string): Promise<void> {
-  crashPoint(`before usermod --lock ${user}`);
-  await run('usermod', [...rootArgs(root), '--lock', user]);
-  crashPoint(`after usermod --lock ${user}`);
 }
 
 export interface NewUser {
@@ -33,8 +30,10 @@ export interface NewUser {
   gecos: string;
 }
 
-export async function addUser(root: RootTree, user: NewUser): Promise<void> {
-  const args = [...rootArgs(root), '--create-home', '--user-group', '--shell', user.shell, '--comment', user.gecos];
+/** useradd on the live system (its home from /etc/skel, its own group, locked password "!"). */
+export async function useradd(root: RootTree, user: NewUser): Promise<void> {
+  if (!root.isLive) throw new Error('internal: useradd is for the live system only');
+  const args = ['--create-home', '--user-group', '--shell', user.shell, '--comment', user.gecos];
   if (user.groups.length > 0) args.push('--groups', user.groups.join(','));
   args.push(user.name);
   crashPoint(`before useradd ${user.name}`);
@@ -42,18 +41,19 @@ export async function addUser(root: RootTree, user: NewUser): Promise<void> {
   crashPoint(`after useradd ${user.name}`);
 }
 
-/** Checks one sudoers file on its own (`visudo -c -f`); throws with visudo's message if it is wrong. */
+/** Checks one sudoers file on its own (`visudo -c -f`, the host's visudo on a host-side file); throws with visudo's message if it is wrong. */
 export async function checkSudoers(hostPath: string): Promise<void> {
   await run('visudo', ['-c', '-q', '-f', hostPath]);
 }
 
 /**
- * Removes an account with its home and mail spool: 'absent' when there is no such account
+ * Removes an account with its home and mail spool (on a tree: tree-userdel.ts, no image code): 'absent' when there is no such account
  * (exit 6); exit 12 means the account is gone but its home was not removed (userdel says why).
  */
 export async function deleteUser(root: RootTree, user: string): Promise<'deleted' | 'absent' | { homeLeft: string }> {
+  if (!root.isLive) return deleteUserFromTree(root, user);
   crashPoint(`before userdel ${user}`);
-  const result = await run('userdel', [...rootArgs(root), '--remove', user], { okCodes: [6, 12] });
+  const result = await run('userdel', ['--remove', user], { okCodes: [6, 12] });
   crashPoint(`after userdel ${user}`);
   if (result.code === 6) return 'absent';
   return result.code === 12 ? { homeLeft: result.stderr.trim().split('\n').join(' / ') } : 'deleted';

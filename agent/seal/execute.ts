@@ -3,8 +3,8 @@ import { parseAccountFile, passwordState } from '../parsers/accounts.js';
 import { errorMessage } from '../os/errors.js';
 import { readTreeText, writeTreeFileAtomic } from '../os/files.js';
 import type { RootTree } from '../os/root.js';
-import { clearPasswordHash } from '../os/shadow-seal.js';
-import { deleteUser, lockPassword } from '../os/shadow-utils.js';
+import { changePasswordFields } from '../os/password-fields.js';
+import { deleteUser } from '../os/shadow-utils.js';
 import { mountAbove, treeMounts } from '../os/mountinfo.js';
 import { removeTreeAt, shredAt, TreeDir, truncateAt, unlinkAt, zeroFill } from '../os/tree-ops.js';
 import { itemKey, type SealItem } from './item.js';
@@ -122,21 +122,24 @@ async function runItem(root: RootTree, item: SealItem, opts: ExecuteOptions, mou
 }
 
 /**
- * Locks every account of the passwords items (usermod --lock), then replaces the locked hash by
- * "!" (usermod --password !), then re-reads /etc/shadow: an account whose field still holds a
- * hash, or still lets anyone in, is a failure.
+ * Sets every account of the passwords items to "!" (locked, and no hash left to crack offline)
+ * in one step: on a tree by imprint itself under shadow-utils' locks (no code of the image
+ * runs), on the live system by one `chpasswd -e`. Then re-reads /etc/shadow: an account whose
+ * field still holds a hash, or still lets anyone in, is a failure.
  */
 async function lockAccounts(root: RootTree, items: SealItem[], done: (r: SealResult) => void): Promise<void> {
-  const changed: SealItem[] = [];
-  for (const item of items) {
-    try {
-      await lockPassword(root, item.account as string);
-      await clearPasswordHash(root, item.account as string);
-      changed.push(item);
-    } catch (err) {
-      done({ ...item, status: 'failed', error: errorMessage(err) });
-    }
+  let changed: SealItem[] = [];
+  try {
+    changed = await changePasswordFields(root, (_passwd, shadow) => {
+      const present = items.filter((item) => shadow.indexesOf(item.account as string).length > 0);
+      const changes = present.map((item) => ({ account: item.account as string, field: '!', shadow: shadow.indexesOf(item.account as string), passwd: [] }));
+      return { changes, result: present };
+    });
+  } catch (err) {
+    for (const item of items) done({ ...item, status: 'failed', error: errorMessage(err) });
+    return;
   }
+  for (const item of items.filter((i) => !changed.includes(i))) done({ ...item, status: 'failed', error: 'no longer in /etc/shadow' });
   if (changed.length === 0) return;
   let fields: Map<string, string>;
   try {
@@ -144,14 +147,14 @@ async function lockAccounts(root: RootTree, items: SealItem[], done: (r: SealRes
     const parsed = parseAccountFile(text ?? '', 'shadow', '/etc/shadow');
     fields = new Map(parsed.lines.map((l) => [l.fields[0] as string, l.fields[1] as string]));
   } catch (err) {
-    for (const item of changed) done({ ...item, status: 'failed', error: `usermod ran, but /etc/shadow cannot be read back: ${errorMessage(err)}` });
+    for (const item of changed) done({ ...item, status: 'failed', error: `locked, but /etc/shadow cannot be read back: ${errorMessage(err)}` });
     return;
   }
   for (const item of changed) {
     const field = fields.get(item.account as string);
     const state = field === undefined ? 'missing' : passwordState(field);
     if (state === 'disabled') done({ ...item, status: 'done', outcome: 'locked (hash removed)' });
-    else done({ ...item, status: 'failed', error: `still ${state} in /etc/shadow after usermod` });
+    else done({ ...item, status: 'failed', error: `still ${state} in /etc/shadow after locking` });
   }
 }
 

@@ -9,7 +9,7 @@ import type { SealOperation } from './operations.js';
  *  - remove-tree: a directory removed with its contents, nothing overwritten (/tmp entries,
  *    package caches, old journal directories)
  *  - truncate: emptied in place, the inode with its mode and owner kept (logs, machine-id)
- *  - lock: an account's password locked with usermod --lock
+ *  - lock: an account's password field set to "!" (locked, hash removed)
  *  - zero-fill: the free space of a filesystem overwritten with zeros
  *  - delete-user: a build account removed with userdel --remove (home and mail spool too)
  *  - mark-first-boot: /etc/machine-id replaced by "uninitialized" (systemd's first-boot mode)

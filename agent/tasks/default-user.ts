@@ -5,8 +5,9 @@ import type { TaskRecorder } from '../boot/report.js';
 import type { DefaultUser } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 import { readTreeText, replaceTreeFile, statTree, writeTreeFileAtomic } from '../os/files.js';
-import { addUser, checkSudoers } from '../os/shadow-utils.js';
-import { groupEntries, parseAccountFile, passwdEntries } from '../parsers/accounts.js';
+import { AccountTable, readAccountTable } from '../os/account-db.js';
+import { checkSudoers, useradd, type NewUser } from '../os/shadow-utils.js';
+import { addUserToTree } from '../os/tree-user.js';
 
 // The guides' "non-root user with sudo": created once, password locked (the passwords task
 // locks it and proves it), with its sudo rule in a drop-in that visudo accepts before it is
@@ -14,12 +15,25 @@ import { groupEntries, parseAccountFile, passwdEntries } from '../parsers/accoun
 
 export const SUDOERS_DROP_IN = '/etc/sudoers.d/90-imprint-default-user';
 
+/** The names in /etc/passwd or /etc/group; lines imprint does not understand are skipped, not fatal. */
 async function existing(ctx: TaskContext, file: '/etc/passwd' | '/etc/group'): Promise<string[]> {
-  const text = await readTreeText(ctx.root, file);
-  if (text === null) throw new ImprintError(`${file} does not exist`);
-  return file === '/etc/passwd'
-    ? passwdEntries(parseAccountFile(text, 'passwd', file)).map((e) => e.name)
-    : groupEntries(parseAccountFile(text, 'group', file)).map((e) => e.name);
+  const table = await readAccountTable(ctx.root, file);
+  if (table.found === null) throw new ImprintError(`${file} does not exist`);
+  return table.lines.filter((l) => !AccountTable.isNis(l) && l.includes(':')).map((l) => AccountTable.nameOf(l));
+}
+
+/**
+ * The live system's useradd; for a tree, imprint itself (no code of the image runs). Either way
+ * the new account's password field is "!": locked, with no hash at all.
+ */
+export async function addLoginUser(ctx: TaskContext, rec: TaskRecorder, user: NewUser): Promise<void> {
+  if (ctx.root.isLive) {
+    await useradd(ctx.root, user);
+    return;
+  }
+  const added = await addUserToTree(ctx.root, user);
+  rec.detail('uid', added.uid);
+  if (!added.homeCreated) rec.warn(`${added.home} exists already: left as it is, not filled from the skeleton`);
 }
 
 function sudoersText(user: Pick<DefaultUser, 'name' | 'sudo'>): string {
@@ -54,7 +68,7 @@ export const defaultUserTask: Task = {
       const groups = user.groups.filter((g) => known.includes(g));
       const absent = user.groups.filter((g) => !known.includes(g));
       if (absent.length > 0) rec.warn(`groups not in this image, left out: ${absent.join(', ')}`);
-      await addUser(ctx.root, { name: user.name, shell: user.shell, groups, gecos: user.gecos });
+      await addLoginUser(ctx, rec, { name: user.name, shell: user.shell, groups, gecos: user.gecos });
       rec.action(`created ${user.name} (shell ${user.shell}, groups ${groups.join(',') || 'none'})`);
     }
     rec.detail('user', user.name);

@@ -140,14 +140,21 @@ async function generate(ctx: TaskContext, keys: WantedKey[], comment: string): P
     done.catch(() => undefined); // awaited by whoever installs the key; never unhandled meanwhile
     return { key, temp, done };
   });
-  return { inProgress, generated: allDone(inProgress) };
+  const generated = allDone(inProgress);
+  generated.catch(() => undefined); // the same: a failure is reported by whoever awaits it
+  return { inProgress, generated };
 }
 
 function allDone(keys: KeyInProgress[]): Promise<void> {
   return Promise.all(keys.map((k) => k.done)).then(() => undefined);
 }
 
+/**
+ * Removes the temp files of keys that were not installed. Waits for every ssh-keygen still
+ * running first: one that ends after the removal would leave a private key behind.
+ */
 async function discard(ctx: TaskContext, keys: KeyInProgress[]): Promise<void> {
+  await Promise.allSettled(keys.map((k) => k.done));
   await Promise.all(keys.flatMap(({ temp }) => [temp, `${temp}.pub`]).map((t) => unlink(ctx.root.path(t)).catch(() => undefined)));
 }
 
@@ -173,6 +180,56 @@ async function printFingerprints(ctx: TaskContext, rec: TaskRecorder, keys: Want
   return lines;
 }
 
+interface Replaced {
+  /** Installed now. */
+  now: KeyInProgress[];
+  /** Left to host-keys-late. */
+  late: KeyInProgress[];
+  group: number | undefined;
+  oldFingerprints: string[];
+}
+
+/** Waits for the keys sshd needs now, removes the image's keys and installs the new ones. */
+async function replaceKeys(ctx: TaskContext, rec: TaskRecorder, wanted: WantedKey[], inProgress: KeyInProgress[], started: number): Promise<Replaced> {
+  // Everything else happens while ssh-keygen works.
+  const [oldFiles, group, perConnection] = await Promise.all([existingHostFiles(ctx, wanted), sshKeysGroup(ctx), sshdLoadsKeysPerConnection(ctx)]);
+  const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
+  const fast = inProgress.filter((k) => !SLOW_TYPES.has(k.key.type));
+  const late = perConnection && fast.length > 0 ? inProgress.filter((k) => SLOW_TYPES.has(k.key.type)) : [];
+  const now = inProgress.filter((k) => !late.includes(k));
+  try {
+    await allDone(now);
+  } catch (err) {
+    throw new ImprintError(`key generation failed, the image's keys are unchanged: ${(err as Error).message}`);
+  }
+  rec.verbose(`generated ${now.map((k) => k.key.type).join(', ')} in ${Date.now() - started} ms`);
+
+  // A file that cannot be removed (immutable, read-only) does not stop the others, nor the new
+  // keys going in: stopping half-way could leave sshd with no host key at all.
+  const problems: string[] = [];
+  const removed: string[] = [];
+  for (const f of oldFiles) {
+    try {
+      // Public halves are public: removing them is enough.
+      const how = f.endsWith('.pub') ? await removePublicFile(ctx, f) : await shredTreeFile(ctx.root, f);
+      if (how !== 'absent') rec.verbose(`${how} ${f}`);
+      removed.push(f);
+    } catch (err) {
+      problems.push(`cannot remove the image's ${f}: ${(err as Error).message}`);
+    }
+  }
+  if (removed.length > 0) rec.action(`removed ${removed.length} old host key file(s): ${removed.map((f) => path.posix.basename(f)).join(', ')}`);
+  for (const k of wanted.map((w) => now.find((t) => t.key === w)).filter((t): t is KeyInProgress => t !== undefined)) {
+    try {
+      await install(ctx, rec, [k], group);
+    } catch (err) {
+      problems.push(`cannot install ${k.key.path}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ImprintError(problems.join('; '));
+  return { now, late, group, oldFingerprints };
+}
+
 export const hostKeysTask: Task = {
   name: 'host-keys',
   phase: 'local',
@@ -194,31 +251,22 @@ export const hostKeysTask: Task = {
     await removeStaleTemps(ctx, wanted);
     const started = Date.now();
     const { inProgress } = await generate(ctx, wanted, `root@${await hostname(ctx)}`);
-    // Everything else happens while ssh-keygen works.
-    const [oldFiles, group, perConnection] = await Promise.all([existingHostFiles(ctx, wanted), sshKeysGroup(ctx), sshdLoadsKeysPerConnection(ctx)]);
-    const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
-    const fast = inProgress.filter((k) => !SLOW_TYPES.has(k.key.type));
-    const late = perConnection && fast.length > 0 ? inProgress.filter((k) => SLOW_TYPES.has(k.key.type)) : [];
-    const now = inProgress.filter((k) => !late.includes(k));
+    let replaced: Replaced;
     try {
-      await allDone(now);
+      replaced = await replaceKeys(ctx, rec, wanted, inProgress, started);
     } catch (err) {
+      // Whatever failed (a key, the disk, an immutable directory), no private key is left
+      // under a temp name; keys already installed are complete pairs.
       await discard(ctx, inProgress);
-      throw new ImprintError(`key generation failed, the image's keys are unchanged: ${(err as Error).message}`);
+      throw err;
     }
-    rec.verbose(`generated ${now.map((k) => k.key.type).join(', ')} in ${Date.now() - started} ms`);
-
-    for (const f of oldFiles) {
-      // Public halves are public: removing them is enough.
-      const how = f.endsWith('.pub') ? await removePublicFile(ctx, f) : await shredTreeFile(ctx.root, f);
-      if (how !== 'absent') rec.verbose(`${how} ${f}`);
-    }
-    if (oldFiles.length > 0) rec.action(`removed ${oldFiles.length} old host key file(s): ${oldFiles.map((f) => path.posix.basename(f)).join(', ')}`);
-    await install(ctx, rec, wanted.map((k) => now.find((t) => t.key === k)).filter((t): t is KeyInProgress => t !== undefined), group);
+    const { now, late, group, oldFingerprints } = replaced;
     rec.detail('old', oldFingerprints);
     rec.detail('files', wanted.map((k) => k.path));
     if (late.length > 0) {
-      ctx.facts.pendingHostKeys = { keys: late, generated: allDone(late), group, all: wanted };
+      const generated = allDone(late);
+      generated.catch(() => undefined); // awaited, and reported, by host-keys-late
+      ctx.facts.pendingHostKeys = { keys: late, generated, group, all: wanted };
       rec.action(`${late.map((k) => k.key.type).join(', ')} still generating: sshd starts on ${now.map((k) => k.key.type).join(', ')}, and loads it for new connections once it is in place`);
       // The keys sshd serves from now on, at once; a complete block follows when RSA is in.
       rec.detail('new', await printFingerprints(ctx, rec, now.map((k) => k.key)));

@@ -1,53 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import type { Task, TaskContext } from '../boot/task.js';
 import type { TaskRecorder } from '../boot/report.js';
+import { readAccountTable, type AccountTable } from '../os/account-db.js';
 import { ImprintError } from '../os/errors.js';
-import { readTreeText } from '../os/files.js';
-import { chpasswd, lockPassword, type CryptMethod } from '../os/shadow-utils.js';
-import { hashScheme, parseAccountFile, passwdEntries, passwordState, type AccountFile } from '../parsers/accounts.js';
+import { changePasswordFields, type PasswordChange } from '../os/password-fields.js';
+import { hashPassword } from '../os/sha512-crypt.js';
+import { hashScheme, passwordState } from '../parsers/accounts.js';
 import { loadConfigSet, firstGlobal } from '../sshd/config-set.js';
 import { permitRootLogin } from '../sshd/desired.js';
+import { planPasswordLocks, type LeftAlone, type PasswordPlan, type TargetChoice } from './password-targets.js';
 
 // Every targeted account gets a fresh random password nobody knows (32 bytes from the CSPRNG,
-// never printed) and is then locked. shadow-utils make the changes; imprint re-reads
-// /etc/shadow to prove each targeted account is locked and every other line is untouched.
+// never printed), hashed here with SHA-512 crypt and written already locked ("!" + hash), in
+// one step: an unknowable hash, so that a later `usermod -U` reveals no known password. On a
+// tree imprint edits the files itself (nothing of the image runs); on the live system one
+// `chpasswd -e` does it. imprint then re-reads both files to prove each targeted line is locked
+// and every other line is byte for byte the same.
 
-async function readAccounts(ctx: TaskContext, file: '/etc/shadow' | '/etc/passwd'): Promise<AccountFile> {
-  const text = await readTreeText(ctx.root, file);
-  if (text === null) throw new ImprintError(`${file} does not exist`);
-  return parseAccountFile(text, file === '/etc/shadow' ? 'shadow' : 'passwd', file);
-}
-
-export interface PasswordTargets {
-  accounts: string[];
-  missing: string[];
-}
-
-/** root, every account with a usable (or empty!) password, and the default user; minus exclusions. */
-export async function passwordTargets(ctx: TaskContext): Promise<PasswordTargets> {
-  const shadow = await readAccounts(ctx, '/etc/shadow');
-  const passwd = passwdEntries(await readAccounts(ctx, '/etc/passwd'));
-  const inShadow = new Set(shadow.lines.map((l) => l.fields[0] as string));
+function choiceOf(ctx: TaskContext): TargetChoice {
   const { accounts, exclude } = ctx.config.passwords;
-  let wanted: string[];
-  if (accounts === 'auto') {
-    const usable = shadow.lines.filter((l) => ['usable', 'empty'].includes(passwordState(l.fields[1] as string))).map((l) => l.fields[0] as string);
-    // A hash kept in /etc/passwd itself (no shadow line) is just as usable.
-    const legacy = passwd.filter((p) => !inShadow.has(p.name) && p.password !== 'x' && ['usable', 'empty'].includes(passwordState(p.password))).map((p) => p.name);
-    wanted = ['root', ...usable, ...legacy];
-  } else wanted = [...accounts];
-  if (ctx.config.defaultUser) wanted.push(ctx.config.defaultUser.name);
-  const known = new Set(passwd.map((p) => p.name));
-  const unique = [...new Set(wanted)].filter((n) => !exclude.includes(n));
-  return { accounts: unique.filter((n) => known.has(n) && inShadow.has(n)), missing: unique.filter((n) => !known.has(n) || !inShadow.has(n)) };
-}
-
-async function cryptMethod(ctx: TaskContext): Promise<CryptMethod> {
-  if (ctx.config.passwords.method !== 'auto') return ctx.config.passwords.method;
-  // The image's own choice, unless it is a weak one (MD5, DES): then SHA-512.
-  const defs = (await readTreeText(ctx.root, '/etc/login.defs').catch(() => null)) ?? '';
-  const method = /^\s*ENCRYPT_METHOD\s+(\S+)/m.exec(defs)?.[1]?.toUpperCase();
-  return method === 'YESCRYPT' || method === 'SHA512' ? method : 'SHA512';
+  return { accounts, exclude, defaultUser: ctx.config.defaultUser?.name ?? null };
 }
 
 /**
@@ -68,6 +40,44 @@ async function keyLoginAccounts(ctx: TaskContext): Promise<Set<string>> {
   return accounts;
 }
 
+function leftLine(l: LeftAlone): string {
+  return `${l.what}: ${l.why}`;
+}
+
+async function readBoth(ctx: TaskContext): Promise<{ passwd: AccountTable; shadow: AccountTable }> {
+  const passwd = await readAccountTable(ctx.root, '/etc/passwd');
+  if (passwd.found === null) throw new ImprintError('/etc/passwd does not exist');
+  return { passwd, shadow: await readAccountTable(ctx.root, '/etc/shadow') };
+}
+
+type Lines = { passwd: string[]; shadow: string[] };
+
+/** Which field values each targeted line must hold after the change; problems otherwise. */
+function verify(plan: PasswordPlan, before: Lines, after: { passwd: AccountTable; shadow: AccountTable }, keepUnlocked: Set<string>): string[] {
+  const problems: string[] = [];
+  for (const [file, b, a] of [['/etc/passwd', before.passwd, after.passwd], ['/etc/shadow', before.shadow, after.shadow]] as const) {
+    if (a.lines.length !== b.length) {
+      problems.push(`${file} had ${b.length} lines, now ${a.lines.length}`);
+      continue;
+    }
+    const touched = new Set(plan.targets.flatMap((t) => (file === '/etc/passwd' ? t.passwd : t.shadow)));
+    b.forEach((line, i) => {
+      if (!touched.has(i) && a.lines[i] !== line) problems.push(`${file} line ${i + 1} was not targeted but changed`);
+    });
+  }
+  for (const t of plan.targets) {
+    const expected = keepUnlocked.has(t.account) ? 'usable' : 'locked';
+    for (const [file, table, lines] of [['/etc/shadow', after.shadow, t.shadow], ['/etc/passwd', after.passwd, t.passwd]] as const) {
+      for (const i of lines) {
+        const line = table.lines[i] ?? '';
+        const state = line.split(':')[0] === t.account ? passwordState(line.split(':')[1] ?? '') : 'missing';
+        if (state !== expected) problems.push(`${t.account} is ${state} in ${file} line ${i + 1} after locking`);
+      }
+    }
+  }
+  return problems;
+}
+
 export const passwordsTask: Task = {
   name: 'passwords',
   phase: 'local',
@@ -76,56 +86,47 @@ export const passwordsTask: Task = {
   disabledBecause: (config) => (config.passwords.enabled ? null : 'passwords.enabled is false'),
 
   async plan(ctx) {
-    const targets = await passwordTargets(ctx);
-    const lines = targets.accounts.map((a) => `would set a random password on ${a} and lock it`);
-    for (const m of targets.missing) lines.push(`warning: account ${m} does not exist (or has no shadow line); skipped`);
+    const { passwd, shadow } = await readBoth(ctx);
+    const plan = planPasswordLocks(passwd, shadow, choiceOf(ctx));
+    const lines = plan.targets.map((t) => `would set a random password on ${t.account} and lock it`);
+    for (const l of plan.left) if (l.what !== ctx.config.defaultUser?.name) lines.push(`warning: ${leftLine(l)}`);
     return lines;
   },
 
   async run(ctx: TaskContext, rec: TaskRecorder) {
-    const before = await readAccounts(ctx, '/etc/shadow');
-    const targets = await passwordTargets(ctx);
-    for (const m of targets.missing) {
-      if (m !== ctx.config.defaultUser?.name) rec.warn(`account ${m} does not exist (or has no shadow line); skipped`);
-    }
-    if (targets.accounts.length === 0) {
+    const keepUnlocked = await keyLoginAccounts(ctx);
+    const before: Lines = { passwd: [], shadow: [] };
+    const plan = await changePasswordFields(ctx.root, (passwd, shadow) => {
+      before.passwd = [...passwd.lines];
+      before.shadow = [...shadow.lines];
+      const decided = planPasswordLocks(passwd, shadow, choiceOf(ctx));
+      const changes: PasswordChange[] = decided.targets.map((t) => {
+        const hash = hashPassword(randomBytes(32));
+        return { account: t.account, field: keepUnlocked.has(t.account) ? hash : `!${hash}`, shadow: t.shadow, passwd: t.passwd };
+      });
+      return { changes, result: decided };
+    });
+    for (const l of plan.left) if (l.what !== ctx.config.defaultUser?.name || !l.why.startsWith('not in')) rec.warn(leftLine(l));
+    rec.detail('left', plan.left);
+    if (plan.targets.length === 0) {
       rec.action('no account to lock');
       return 'skipped';
     }
-    const method = await cryptMethod(ctx);
-    const entries = targets.accounts.map((user) => ({ user, password: randomBytes(32).toString('base64url') }));
-    await chpasswd(ctx.root, entries, method);
-    const keepUnlocked = await keyLoginAccounts(ctx);
-    for (const user of targets.accounts) {
-      if (keepUnlocked.has(user)) {
-        rec.warn(`${user}: random password set but not locked: sshd has UsePAM no and would refuse key logins to a locked account`);
-        continue;
-      }
-      await lockPassword(ctx.root, user);
+    for (const t of plan.targets) {
+      for (const n of t.notes) rec.action(`${t.account}: ${n}`);
+      if (keepUnlocked.has(t.account)) rec.warn(`${t.account}: random password set but not locked: sshd has UsePAM no and would refuse key logins to a locked account`);
     }
-
-    const after = await readAccounts(ctx, '/etc/shadow');
-    const targeted = new Set(targets.accounts);
-    const beforeLines = new Map(before.lines.map((l) => [l.fields[0] as string, l.fields.join(':')]));
-    const problems: string[] = [];
-    const results: { account: string; state: string; scheme: string }[] = [];
-    for (const line of after.lines) {
-      const name = line.fields[0] as string;
-      if (targeted.has(name)) {
-        const state = passwordState(line.fields[1] as string);
-        const expected = keepUnlocked.has(name) ? 'usable' : 'locked';
-        if (state !== expected) problems.push(`${name} is ${state} after locking`);
-        results.push({ account: name, state, scheme: hashScheme(line.fields[1] as string) });
-      } else if (beforeLines.has(name) && beforeLines.get(name) !== line.fields.join(':')) {
-        problems.push(`${name} was not targeted but its shadow line changed`);
-      }
-    }
-    for (const name of targeted) if (!results.some((r) => r.account === name)) problems.push(`${name} disappeared from /etc/shadow`);
-    if (after.lines.length !== before.lines.length) problems.push(`/etc/shadow had ${before.lines.length} accounts, now ${after.lines.length}`);
+    const after = await readBoth(ctx);
+    const problems = verify(plan, before, after, keepUnlocked);
+    const results = plan.targets.map((t) => {
+      const line = t.shadow.length > 0 ? after.shadow.lines[t.shadow[0] as number] : after.passwd.lines[t.passwd[0] as number];
+      const field = (line ?? '').split(':')[1] ?? '';
+      return { account: t.account, state: passwordState(field), scheme: hashScheme(field) };
+    });
     rec.detail('accounts', results);
-    rec.detail('method', method);
-    if (problems.length > 0) throw new ImprintError(`verification of /etc/shadow failed: ${problems.join('; ')}`);
-    rec.action(`randomized (${method.toLowerCase()}) and locked: ${results.filter((r) => r.state === 'locked').map((r) => r.account).join(', ') || 'none'}`);
+    rec.detail('method', 'sha512');
+    if (problems.length > 0) throw new ImprintError(`verification of the account files failed: ${problems.join('; ')}`);
+    rec.action(`randomized (sha512) and locked: ${results.filter((r) => r.state === 'locked').map((r) => r.account).join(', ') || 'none'}`);
     return undefined;
   },
 };

@@ -2,13 +2,12 @@ import type { Task, TaskContext } from '../boot/task.js';
 import type { TaskRecorder } from '../boot/report.js';
 import { ImprintError } from '../os/errors.js';
 import { readTreeText } from '../os/files.js';
-import { addUser, lockPassword } from '../os/shadow-utils.js';
 import { groupEntries, parseAccountFile, passwdEntries } from '../parsers/accounts.js';
-import { writeSudoRule } from './default-user.js';
+import { addLoginUser, writeSudoRule } from './default-user.js';
 import { keyOwners } from './key-owners.js';
 
 // The logins the platform names for its keys (GCE user:key, Azure adminUsername, OpenNebula
-// USERNAME), made the way default_user is: useradd through shadow-utils, password locked, the
+// USERNAME), made the way default_user is (addLoginUser: no code of the image runs), password locked, the
 // sudo rule checked by visudo. metadata.platform_users: existing creates nobody, forbid makes
 // key-owners.ts leave their keys out altogether.
 
@@ -51,8 +50,7 @@ export const platformUsersTask: Task = {
     const known = await names(ctx, '/etc/group');
     const groups = style.groups.filter((g) => known.includes(g));
     for (const name of users) {
-      await addUser(ctx.root, { name, shell: style.shell, groups, gecos: 'Platform user (imprint)' });
-      await lockPassword(ctx.root, name);
+      await addLoginUser(ctx, rec, { name, shell: style.shell, groups, gecos: 'Platform user (imprint)' });
       rec.action(`created ${name} (named by the platform; shell ${style.shell}, groups ${groups.join(',') || 'none'}, password locked)`);
       if (style.sudo) await writeSudoRule(ctx, rec, name, style.sudo, sudoersDropIn(name));
     }
