@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { imprint } from '../support/cli.js';
@@ -56,5 +56,19 @@ describe('a hostile image\'s NSS module never runs (accounts)', function () {
     const audited = await imprint(['audit', '--root', root]);
     assert.equal(await evil.ran(), false, 'audit loaded the image\'s NSS module');
     assert.ok(audited.code === 0 || audited.code === 1, audited.stderr);
+  });
+
+  it('seal --root --remove-user deletes a build account (its lines, its group, its home) and never loads it', async () => {
+    // Written by hand: useradd --root would itself load the module (the control above).
+    for (const [file, line] of [['etc/passwd', 'packer:x:1500:1500::/home/packer:/bin/sh'], ['etc/shadow', 'packer:!:19000:0:99999:7:::'], ['etc/group', 'packer:x:1500:']] as const) {
+      await writeFile(path.join(root, file), line + '\n', { flag: 'a' });
+    }
+    await mkdir(path.join(root, 'home/packer'), { recursive: true });
+    await chown(path.join(root, 'home/packer'), 1500, 1500);
+    const sealed = await imprint(['seal', '--root', root, '--operations', 'build-user', '--remove-user', 'packer']);
+    assert.equal(await evil.ran(), false, 'seal --remove-user loaded the image\'s NSS module');
+    assert.equal(sealed.code, 0, sealed.stderr + sealed.stdout);
+    for (const file of ['etc/passwd', 'etc/shadow', 'etc/group']) assert.doesNotMatch(await readFile(path.join(root, file), 'utf8'), /^packer:/m, file);
+    await assert.rejects(stat(path.join(root, 'home/packer')), 'the home is removed');
   });
 });

@@ -8,7 +8,7 @@ import { sealCommand } from '../../agent/commands/seal.js';
 import type { SealReport } from '../../agent/seal/report.js';
 import { removeScratch, scratchImage } from '../support/tree.js';
 
-// seal --remove-user (a build account with the real userdel --root) and --first-boot (the
+// seal --remove-user (a build account made by the real useradd, removed by imprint itself) and --first-boot (the
 // machine-id form that gives systemd's first-boot mode), on scratch trees.
 
 const exec = promisify(execFile);
