@@ -37,6 +37,10 @@ async function dispatch(args: CliArgs): Promise<number> {
       if (args.json) process.stdout.write(`${JSON.stringify({ command: 'verify-product', ok: code === 0, check }, null, 2)}\n`);
       return code;
     }
+    case 'status': {
+      const { statusCommand } = await import('./commands/status.js');
+      return statusCommand(args);
+    }
     case 'demo': {
       const { demoCommand } = await import('./demo/demo.js');
       return demoCommand(args);

@@ -3,7 +3,7 @@ import { flagError } from './flag-error.js';
 import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 
-export const COMMANDS = ['boot', 'verify-product', 'demo', 'version', 'help'] as const;
+export const COMMANDS = ['boot', 'verify-product', 'demo', 'status', 'version', 'help'] as const;
 /** Commands that parse their own arguments (dispatched before parseCli). */
 export const OWN_ARGUMENT_COMMANDS = ['emulate', 'seal', 'audit'] as const;
 export type Command = (typeof COMMANDS)[number];
@@ -19,6 +19,10 @@ export interface CliArgs {
   metadataUrl?: string;
   metadataDeadlineMs?: number;
   keep: boolean;
+  /** (status) Block until the boot has finished. */
+  wait: boolean;
+  /** (status) Every task with its outcome, time and actions. */
+  long: boolean;
 }
 
 const OPTIONS = {
@@ -31,6 +35,8 @@ const OPTIONS = {
   'metadata-url': { type: 'string' },
   'metadata-deadline': { type: 'string' },
   keep: { type: 'boolean' },
+  wait: { type: 'boolean' },
+  long: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -71,5 +77,7 @@ export function parseCli(argv: string[]): CliArgs {
     verbose: values.verbose ?? false,
     ...(values['instance-id'] === undefined ? {} : { instanceId: values['instance-id'] }),
     keep: values.keep ?? false,
+    wait: values.wait ?? false,
+    long: values.long ?? false,
   };
 }

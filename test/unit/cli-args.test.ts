@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { COMMANDS, parseCli, type CliArgs } from '../../agent/cli/args.js';
 import { ImprintError } from '../../agent/os/errors.js';
 
-const DEFAULTS: Omit<CliArgs, 'command'> = { root: '/', dryRun: false, json: false, verbose: false, keep: false };
+const DEFAULTS: Omit<CliArgs, 'command'> = { root: '/', dryRun: false, json: false, verbose: false, keep: false, wait: false, long: false };
 
 /** Asserts parseCli(argv) throws a usage ImprintError whose message matches. */
 function assertUsage(argv: string[], message: string | RegExp): void {
