@@ -41,6 +41,10 @@ async function dispatch(args: CliArgs): Promise<number> {
       const { statusCommand } = await import('./commands/status.js');
       return statusCommand(args);
     }
+    case 'config': {
+      const { configCommand } = await import('./commands/config.js');
+      return configCommand(args);
+    }
     case 'demo': {
       const { demoCommand } = await import('./demo/demo.js');
       return demoCommand(args);

@@ -113,7 +113,7 @@ install -m 0644 "$repo/units/sshd-keygen@.service.d/imprint.conf" "$common/sshd-
 install -m 0644 "$repo/packaging/imprint.yaml.example" "$common/imprint.yaml"
 install -m 0644 "$here/deb/copyright" "$common/copyright"
 # The JSON Schemas of imprint's machine outputs (boot report, audit report, config file).
-schemas=(boot-report.schema.json status.schema.json audit-report.schema.json)
+schemas=(boot-report.schema.json status.schema.json config.schema.json audit-report.schema.json)
 for s in "${schemas[@]}"; do install -m 0644 "$repo/packaging/schema/$s" "$common/$s"; done
 man_date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
 sed -e "s/@VERSION@/$version/g" -e "s/@DATE@/$man_date/g" "$repo/packaging/man/imprint.8" > "$common/imprint.8"

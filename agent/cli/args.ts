@@ -3,7 +3,7 @@ import { flagError } from './flag-error.js';
 import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 
-export const COMMANDS = ['boot', 'verify-product', 'demo', 'status', 'version', 'help'] as const;
+export const COMMANDS = ['boot', 'verify-product', 'demo', 'status', 'config', 'version', 'help'] as const;
 /** Commands that parse their own arguments (dispatched before parseCli). */
 export const OWN_ARGUMENT_COMMANDS = ['emulate', 'seal', 'audit'] as const;
 export type Command = (typeof COMMANDS)[number];
@@ -23,6 +23,8 @@ export interface CliArgs {
   wait: boolean;
   /** (status) Every task with its outcome, time and actions. */
   long: boolean;
+  /** (config) check or show. */
+  action?: 'check' | 'show';
 }
 
 const OPTIONS = {
@@ -55,7 +57,11 @@ export function parseCli(argv: string[]): CliArgs {
     if (!(COMMANDS as readonly string[]).includes(word)) throw new ImprintError(`unknown command "${word}"${didYouMean(word, [...COMMANDS, ...OWN_ARGUMENT_COMMANDS])}`, 'usage');
     command = word as Command;
   }
-  if (positionals.length > 1) throw new ImprintError(`unexpected argument "${positionals[1]}"`, 'usage');
+  const action = command === 'config' ? (positionals[1] as 'check' | 'show' | undefined) : undefined;
+  if (command === 'config' && action !== 'check' && action !== 'show') {
+    throw new ImprintError(action === undefined ? 'config needs check or show ("imprint config check")' : `unknown config action "${action}"${didYouMean(action, ['check', 'show'])}: check or show`, 'usage');
+  }
+  if (positionals.length > (action === undefined ? 1 : 2)) throw new ImprintError(`unexpected argument "${positionals[action === undefined ? 1 : 2]}"`, 'usage');
   if (values['instance-id'] !== undefined && !/^[A-Za-z0-9._-]{1,128}$/.test(values['instance-id'])) {
     throw new ImprintError('--instance-id takes letters, digits, ".", "_" and "-" (at most 128)', 'usage');
   }
@@ -79,5 +85,6 @@ export function parseCli(argv: string[]): CliArgs {
     keep: values.keep ?? false,
     wait: values.wait ?? false,
     long: values.long ?? false,
+    ...(action === undefined ? {} : { action }),
   };
 }

@@ -8,7 +8,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Schema = { [k: string]: Json } | boolean;
 
 const ANNOTATIONS = new Set(['$schema', '$id', 'title', 'description', '$defs']);
-const KEYWORDS = new Set(['type', 'enum', 'const', 'required', 'properties', 'additionalProperties', 'items', 'minItems', 'minimum', 'minLength', 'maxLength', 'pattern', '$ref', 'oneOf']);
+const KEYWORDS = new Set(['type', 'enum', 'const', 'required', 'properties', 'additionalProperties', 'items', 'minItems', 'minimum', 'minLength', 'maxLength', 'pattern', '$ref', 'oneOf', 'maximum']);
 
 function typeOf(v: Json): string {
   if (v === null) return 'null';
@@ -69,6 +69,7 @@ export function validateSchema(root: Schema, value: unknown): string[] {
       if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(v)) errors.push(`${at}: ${JSON.stringify(v.slice(0, 60))} does not match ${schema.pattern}`);
     }
     if (typeof v === 'number' && typeof schema.minimum === 'number' && v < schema.minimum) errors.push(`${at}: below ${schema.minimum}`);
+    if (typeof v === 'number' && typeof schema.maximum === 'number' && v > schema.maximum) errors.push(`${at}: above ${schema.maximum}`);
     if (Array.isArray(v)) {
       if (typeof schema.minItems === 'number' && v.length < schema.minItems) errors.push(`${at}: fewer than ${schema.minItems} items`);
       if (schema.items !== undefined) v.forEach((item, i) => visit(schema.items as Schema, item, `${at}[${i}]`));
