@@ -45,6 +45,10 @@ async function dispatch(args: CliArgs): Promise<number> {
       const { configCommand } = await import('./commands/config.js');
       return configCommand(args);
     }
+    case 'clean': {
+      const { cleanCommand } = await import('./commands/clean.js');
+      return cleanCommand(args);
+    }
     case 'demo': {
       const { demoCommand } = await import('./demo/demo.js');
       return demoCommand(args);

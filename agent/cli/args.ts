@@ -3,7 +3,7 @@ import { flagError } from './flag-error.js';
 import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 
-export const COMMANDS = ['boot', 'verify-product', 'demo', 'status', 'config', 'version', 'help'] as const;
+export const COMMANDS = ['boot', 'verify-product', 'demo', 'status', 'config', 'clean', 'version', 'help'] as const;
 /** Commands that parse their own arguments (dispatched before parseCli). */
 export const OWN_ARGUMENT_COMMANDS = ['emulate', 'seal', 'audit'] as const;
 export type Command = (typeof COMMANDS)[number];

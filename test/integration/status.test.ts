@@ -124,4 +124,25 @@ describe('imprint status', function () {
     assert.equal(run.code, 1);
     assert.match(run.stdout, /^status: failed/);
   });
+
+  it('clean forgets the instance: --dry-run lists the files and keeps them; then status says not-run and the next boot provisions again', async () => {
+    assert.equal((await imprint(['boot', '--root', root])).code, 0);
+    const keysBefore = await readFile(path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8');
+    const dry = await imprint(['clean', '--root', root, '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    for (const f of ['/var/lib/imprint/state.json', '/run/imprint/report.json', '/var/lib/imprint/last-boot.json']) assert.match(dry.stdout, new RegExp(`would remove ${f}`));
+    assert.equal((await status()).code, 0, 'the dry run kept the report');
+    const clean = await imprint(['clean', '--root', root]);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.match(clean.stdout, /removed \/var\/lib\/imprint\/state\.json/);
+    const after = await status();
+    assert.equal(after.code, 3);
+    assert.match(after.stdout, /^status: not-run\n {2}not run on this boot\n/, 'no last boot either');
+    const again = await imprint(['boot', '--root', root]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stdout, /already provisioned/);
+    assert.notEqual(await readFile(path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'), keysBefore, 'new host keys');
+    assert.match((await imprint(['clean', '--root', root])).stdout, /removed/);
+    assert.match((await imprint(['clean', '--root', root])).stdout, /nothing to forget/);
+  });
 });
