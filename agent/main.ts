@@ -1,4 +1,5 @@
 import { parseCli, type CliArgs } from './cli/args.js';
+import { COMMAND_HELP, SHORT_USAGE } from './cli/command-help.js';
 import { HELP } from './cli/help.js';
 import { bootCommand } from './commands/boot.js';
 import { ConfigError } from './config.js';
@@ -21,7 +22,7 @@ async function dispatch(args: CliArgs): Promise<number> {
   const out = new Console({ json: args.json, verbose: args.verbose, journal: process.env.JOURNAL_STREAM !== undefined && !args.json });
   switch (args.command) {
     case 'help':
-      process.stdout.write(HELP);
+      process.stdout.write((args.topic === undefined ? undefined : COMMAND_HELP[args.topic]) ?? HELP);
       return 0;
     case 'version':
       process.stdout.write(args.json ? `${JSON.stringify({ version: VERSION })}\n` : `imprint ${VERSION}\n`);
@@ -57,6 +58,11 @@ async function dispatch(args: CliArgs): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // No command is a usage error (scripts that lost their arguments must not look successful).
+  if (argv.length === 0) {
+    process.stderr.write(SHORT_USAGE);
+    return 2;
+  }
   // emulate has flags of its own (--listen, --key, --scenario...): it parses them itself.
   if (argv[0] === 'emulate') {
     const { emulateCommand } = await import('./commands/emulate.js');

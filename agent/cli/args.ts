@@ -25,6 +25,8 @@ export interface CliArgs {
   long: boolean;
   /** (config) check or show. */
   action?: 'check' | 'show';
+  /** (help) The command whose page to print ("imprint status --help"). */
+  topic?: string;
 }
 
 const OPTIONS = {
@@ -52,6 +54,8 @@ export function parseCli(argv: string[]): CliArgs {
   }
   const { values, positionals } = parsed;
   let command: Command = values.help ? 'help' : values.version ? 'version' : 'help';
+  const topic = values.help && (COMMANDS as readonly string[]).includes(positionals[0] ?? '') ? positionals[0] : undefined;
+  if (topic !== undefined && topic !== 'help' && topic !== 'version') return { ...parseCli([]), topic };
   if (positionals.length > 0 && !values.help) {
     const word = positionals[0] as string;
     if (!(COMMANDS as readonly string[]).includes(word)) throw new ImprintError(`unknown command "${word}"${didYouMean(word, [...COMMANDS, ...OWN_ARGUMENT_COMMANDS])}`, 'usage');

@@ -5,6 +5,9 @@ export const HELP = `imprint ${VERSION} — first-boot guest agent for Linux clo
 Usage:
   imprint boot [--root DIR] [--config FILE] [--dry-run] [--json] [--verbose] [--instance-id ID]
                [--metadata-url URL] [--metadata-deadline DURATION]
+  imprint status [--root DIR] [--wait] [--long] [--json]                        (see imprint status --help)
+  imprint config check|show [--root DIR] [--config FILE] [--json]               (see imprint config --help)
+  imprint clean [--root DIR] [--dry-run] [--json]                               (see imprint clean --help)
   imprint verify-product [--root DIR] [--config FILE] [--metadata-url URL] [--json]
   imprint seal [--root DIR] [--operations LIST] [--dry-run] [--json] [--yes]    (see imprint seal --help)
   imprint audit [--root DIR] [--json] [--junit FILE] [--fail-on SEVERITY]        (see imprint audit --help)
@@ -24,6 +27,12 @@ Commands:
             first metadata source that answers (NoCloud and config-drive seeds, then the EC2
             metadata service, IMDSv2 first); the launch keys go into the login user's
             ~/.ssh/authorized_keys, in a block imprint owns. A new instance-id redoes the work.
+  status    What imprint did on this boot (done, failed, running, stood aside, not run),
+            from the saved report; --wait blocks until the boot has finished.
+  config    check: validate the config and its drop-ins; show: the effective config
+            and where each value came from.
+  clean     Forget this instance (state and saved reports): the next boot provisions
+            it again.
   verify-product
             Check the product codes the config expects against the metadata (or the signed
             identity document), as boot does: exit 0 when all are confirmed, 1 otherwise.
@@ -56,6 +65,8 @@ Options:
   --metadata-deadline DURATION
                      How long the network phase may wait for metadata (default 120s).
   --keep             (demo) Keep the demo tree instead of removing it.
+  --wait             (status) Block until the boot has finished.
+  --long             (status) Every task with its outcome, time and actions.
   -h, --help         Print this help.
 
 Config (YAML, every key optional; unknown keys are errors):
@@ -82,7 +93,7 @@ Config (YAML, every key optional; unknown keys are errors):
 
 Kernel command line: imprint=disabled makes boot do nothing (exit 0).
 
-Exit status:
+Exit status (status has its own: see imprint status --help):
   0  done (or nothing left to do for this instance)
   1  a task failed; the system was left as safe as it was found, and the task is retried at
      the next boot
