@@ -101,4 +101,6 @@ Exit status (status has its own: see imprint status --help):
 
 Environment:
   IMPRINT_TEST_CRASH_AT=N  (tests only) SIGKILL the process at its Nth durable step.
+  IMPRINT_TEST_CONSOLE=FILE (tests only) Where the host key blocks go under systemd,
+                           instead of /dev/console.
 `;

@@ -19,8 +19,8 @@ export class Console {
   }
 
   private write(priority: number, text: string): void {
-    const prefix = this.opts.journal ? `<${priority}>` : '';
-    this.stream.write(`${prefix}imprint: ${text}\n`);
+    // The journal names the program itself ("imprint[123]: "): no second "imprint: ".
+    this.stream.write(this.opts.journal ? `<${priority}>${text}\n` : `imprint: ${text}\n`);
   }
 
   info(scope: string, message: string): void {
@@ -39,17 +39,21 @@ export class Console {
     if (this.opts.verbose) this.write(7, `${scope}: ${message}`);
   }
 
-  /** Verbatim lines (the fingerprint block): tools grep the console for these exact markers. */
+  /**
+   * Verbatim lines (the host key blocks): tools grep the console for these exact markers, so
+   * they must appear once and unprefixed. Under systemd, stdout reaches the console through
+   * the journal, which prefixes every line: the block goes to /dev/console as it is, as
+   * cloud-init does, and to the journal only when there is no console to write to.
+   */
   block(lines: string[]): void {
-    this.stream.write(`${lines.join('\n')}\n`);
-    // Under systemd the journal prefixes every line it forwards to the console; the block is
-    // also written to /dev/console as it is, as cloud-init does, for tools that parse it.
     if (this.opts.journal) {
       try {
-        appendFileSync('/dev/console', `${lines.join('\r\n')}\r\n`);
+        appendFileSync(process.env.IMPRINT_TEST_CONSOLE ?? '/dev/console', `${lines.join('\r\n')}\r\n`);
+        return;
       } catch {
-        /* no console (a container without one): the journal copy is there */
+        /* no console (a container without one): the journal gets the block */
       }
     }
+    this.stream.write(`${lines.join('\n')}\n`);
   }
 }
