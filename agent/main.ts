@@ -72,6 +72,10 @@ export async function main(argv: string[]): Promise<number> {
     const { sealCommand } = await import('./commands/seal.js');
     return sealCommand(argv.slice(1));
   }
+  if (argv[0] === 'known-hosts') {
+    const { knownHostsCommand } = await import('./commands/known-hosts.js');
+    return knownHostsCommand(argv.slice(1));
+  }
   if (argv[0] === 'audit') {
     const { auditCommand } = await import('./commands/audit.js');
     return auditCommand(argv.slice(1));

@@ -5,7 +5,7 @@ import { ImprintError } from '../os/errors.js';
 
 export const COMMANDS = ['boot', 'verify-product', 'demo', 'status', 'config', 'clean', 'version', 'help'] as const;
 /** Commands that parse their own arguments (dispatched before parseCli). */
-export const OWN_ARGUMENT_COMMANDS = ['emulate', 'seal', 'audit'] as const;
+export const OWN_ARGUMENT_COMMANDS = ['emulate', 'seal', 'audit', 'known-hosts'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {

@@ -2,8 +2,8 @@
 // emulate parse their own flags and carry their own pages.)
 
 export const SHORT_USAGE = `Usage: imprint COMMAND [OPTIONS]
-Commands: boot, status, config, clean, verify-product, seal, audit, emulate, demo,
-          version, help
+Commands: boot, status, config, clean, verify-product, seal, audit, emulate,
+          known-hosts, demo, version, help
 "imprint help" lists them all; "imprint COMMAND --help" explains one.
 `;
 

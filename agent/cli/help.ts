@@ -12,6 +12,7 @@ Usage:
   imprint seal [--root DIR] [--operations LIST] [--dry-run] [--json] [--yes]    (see imprint seal --help)
   imprint audit [--root DIR] [--json] [--junit FILE] [--fail-on SEVERITY]        (see imprint audit --help)
   imprint emulate [--listen HOST:PORT] [--key KEY]... [--scenario NAME[=ARG]]...  (see imprint emulate --help)
+  imprint known-hosts [FILE|-] --host NAME...                                   (see imprint known-hosts --help)
   imprint demo [--json] [--keep]
   imprint version [--json]
   imprint help
@@ -42,6 +43,9 @@ Commands:
             (password logins, extra keys and users, services, ports, crons, start-up scripts,
             remote logging, weak or baked host keys, leftovers, firewall), by severity.
   emulate   Run a local EC2-style metadata service with fault scenarios, for testing images.
+  known-hosts
+            On the user's side: known_hosts lines from a new instance's console log (its
+            host key block, checked against its fingerprint block): no trust on first use.
   demo      Copy a small built-in image tree (known passwords, baked host keys, an sshd that
             allows passwords) to a temporary directory, run "imprint boot --root" on it, and
             show what changed.
