@@ -9,6 +9,8 @@ export interface ConsoleOptions {
   verbose: boolean;
   /** Prefix lines with syslog priorities (<4>) that journald understands. */
   journal?: boolean;
+  /** Lines for a person's terminal (the demo): each line made to fit, blocks shortened. */
+  screen?: { fit(line: string): string[]; elide(line: string): string; paint(priority: number, line: string): string };
 }
 
 export class Console {
@@ -20,6 +22,11 @@ export class Console {
 
   private write(priority: number, text: string): void {
     // The journal names the program itself ("imprint[123]: "): no second "imprint: ".
+    if (this.opts.screen) {
+      const screen = this.opts.screen;
+      this.stream.write(`${screen.fit(`imprint: ${text}`).map((l) => screen.paint(priority, l)).join('\n')}\n`);
+      return;
+    }
     this.stream.write(this.opts.journal ? `<${priority}>${text}\n` : `imprint: ${text}\n`);
   }
 
@@ -54,6 +61,7 @@ export class Console {
         /* no console (a container without one): the journal gets the block */
       }
     }
-    this.stream.write(`${lines.join('\n')}\n`);
+    const screen = this.opts.screen;
+    this.stream.write(`${(screen ? lines.map((l) => screen.elide(l)) : lines).join('\n')}\n`);
   }
 }
