@@ -65,7 +65,8 @@ export async function readStatus(root: RootTree): Promise<Status> {
   const problems: string[] = [];
   const current = await loadReport(root, RUN_REPORT);
   if (current.problem) problems.push(current.problem);
-  const last = await loadReport(root, LAST_BOOT_REPORT);
+  // The kept copy only when this boot has none (it is root's alone: /var/lib/imprint is 0700).
+  const last = current.report ? { report: null, problem: null } : await loadReport(root, LAST_BOOT_REPORT);
   if (last.problem) problems.push(last.problem);
   const lastBoot = last.report && last.report.status !== 'running' ? last.report : null;
   const unit = root.isLive ? await imprintUnitState() : null;
