@@ -243,7 +243,7 @@ function metadataSection(v: Validator, node: YamlNode | null, config: Config): v
     const node = f.get(key);
     if (node === undefined) continue;
     const ms = parseDuration(scalarText(node) ?? '');
-    if (ms === null || ms < min || ms > max) v.at(node, `metadata.${key} must be a duration such as "120s" or "500ms", between ${min} ms and ${max / 1000} s`);
+    if (ms === null || ms < min || ms > max) v.at(node, `metadata.${key} must be a duration such as "120s" or "500ms" (a bare number is seconds), between ${min} ms and ${max / 1000} s`);
     else m[field] = ms;
   }
   m.imdsv1 = v.choice(f.get('imdsv1'), 'metadata.imdsv1', ['auto', 'never'] as const, m.imdsv1);
@@ -324,11 +324,29 @@ const SECTIONS: Record<string, (v: Validator, node: YamlNode | null, config: Con
   packages: packagesSection,
 };
 
-/** Parses and validates config text. Throws ConfigError listing every problem as file:line:col. */
-export function parseConfig(text: string, file: string): Config {
+/** Each key of a section → the section, for "rsa_bits belongs under host_keys" hints. */
+export const SECTION_KEYS: Record<string, readonly string[]> = {
+  host_keys: ['enabled', 'types', 'rsa_bits', 'ecdsa_bits'],
+  passwords: ['enabled', 'accounts', 'exclude', 'method'],
+  sshd: ['enabled', 'permit_root_login', 'use_dns', 'settings'],
+  default_user: ['name', 'groups', 'shell', 'sudo', 'gecos'],
+  metadata: ['sources', 'url', 'deadline', 'request_timeout', 'imdsv1', 'max_body', 'platform', 'platform_users', 'hostname'],
+  authorized_keys: ['enabled', 'user', 'allow_options'],
+  product_codes: ['expected', 'source', 'on_mismatch', 'units', 'certificate'],
+  grow_root: ['enabled'],
+  swap: ['clear'],
+  ephemeral_disk: ['device', 'filesystem', 'label'],
+  packages: ['upgrade', 'timeout'],
+};
+
+/**
+ * Parses and validates config text. Throws ConfigError listing every problem as file:line:col.
+ * With `base` (the config so far, for drop-ins), the file's values apply on top of it.
+ */
+export function parseConfig(text: string, file: string, base?: Config): Config {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const config = defaultConfig();
+  const config = base ? structuredClone(base) : defaultConfig();
   config.source = file;
   const problems = doc.errors.map((e) => {
     const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
@@ -336,7 +354,7 @@ export function parseConfig(text: string, file: string): Config {
   });
   if (problems.length > 0) throw new ConfigError(problems);
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return config;
-  const v = new Validator(file, lines);
+  const v = new Validator(file, lines, SECTION_KEYS);
   const top = v.fields(doc.contents as YamlNode, 'the config', [...Object.keys(SECTIONS), 'coexist']);
   for (const [key, node] of top) {
     if (key === 'coexist') config.coexist = v.choice(node, 'coexist', ['stand-aside', 'take-over'] as const, config.coexist);

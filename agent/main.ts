@@ -1,4 +1,5 @@
 import { parseCli, type CliArgs } from './cli/args.js';
+import { COMMAND_HELP, SHORT_USAGE } from './cli/command-help.js';
 import { HELP } from './cli/help.js';
 import { bootCommand } from './commands/boot.js';
 import { ConfigError } from './config.js';
@@ -37,7 +38,7 @@ async function dispatch(args: CliArgs): Promise<number> {
   const out = new Console({ json: args.json, verbose: args.verbose, journal: process.env.JOURNAL_STREAM !== undefined && !args.json });
   switch (args.command) {
     case 'help':
-      process.stdout.write(HELP);
+      process.stdout.write((args.topic === undefined ? undefined : COMMAND_HELP[args.topic]) ?? HELP);
       return 0;
     case 'version':
       process.stdout.write(args.json ? `${JSON.stringify({ version: VERSION })}\n` : `imprint ${VERSION}\n`);
@@ -53,6 +54,18 @@ async function dispatch(args: CliArgs): Promise<number> {
       if (args.json) process.stdout.write(`${JSON.stringify({ command: 'verify-product', ok: code === 0, check }, null, 2)}\n`);
       return code;
     }
+    case 'status': {
+      const { statusCommand } = await import('./commands/status.js');
+      return statusCommand(args);
+    }
+    case 'config': {
+      const { configCommand } = await import('./commands/config.js');
+      return configCommand(args);
+    }
+    case 'clean': {
+      const { cleanCommand } = await import('./commands/clean.js');
+      return cleanCommand(args);
+    }
     case 'demo': {
       const { demoCommand } = await import('./demo/demo.js');
       return demoCommand(args);
@@ -61,6 +74,11 @@ async function dispatch(args: CliArgs): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // No command is a usage error (scripts that lost their arguments must not look successful).
+  if (argv.length === 0) {
+    process.stderr.write(SHORT_USAGE);
+    return 2;
+  }
   // emulate has flags of its own (--listen, --key, --scenario...): it parses them itself.
   if (argv[0] === 'emulate') {
     const { emulateCommand } = await import('./commands/emulate.js');
@@ -69,6 +87,10 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'seal') {
     const { sealCommand } = await import('./commands/seal.js');
     return sealCommand(argv.slice(1));
+  }
+  if (argv[0] === 'known-hosts') {
+    const { knownHostsCommand } = await import('./commands/known-hosts.js');
+    return knownHostsCommand(argv.slice(1));
   }
   if (argv[0] === 'audit') {
     const { auditCommand } = await import('./commands/audit.js');

@@ -115,6 +115,9 @@ install -m 0644 "$repo/units/sshd-keygen.service.d/imprint.conf" "$common/sshd-k
 install -m 0644 "$repo/units/sshd@.service.d/imprint.conf" "$common/sshd-per-connection-imprint.conf"
 install -m 0644 "$repo/packaging/imprint.yaml.example" "$common/imprint.yaml"
 install -m 0644 "$here/deb/copyright" "$common/copyright"
+# The JSON Schemas of imprint's machine outputs (boot report, audit report, config file).
+schemas=(boot-report.schema.json status.schema.json config.schema.json audit-report.schema.json)
+for s in "${schemas[@]}"; do install -m 0644 "$repo/packaging/schema/$s" "$common/$s"; done
 man_date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
 sed -e "s/@VERSION@/$version/g" -e "s/@DATE@/$man_date/g" "$repo/packaging/man/imprint.8" > "$common/imprint.8"
 gzip -9n < "$common/imprint.8" > "$common/imprint.8.gz"
@@ -136,7 +139,7 @@ build_deb() {
   local doc=$root/usr/share/doc/imprint
   install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/lib/systemd/system-preset" \
     "$root/lib/systemd/system/sshd-keygen@.service.d" \
-    "$root/etc/imprint" "$root/usr/share/man/man8" "$doc" "$root/usr/share/lintian/overrides"
+    "$root/etc/imprint" "$root/usr/share/man/man8" "$doc" "$root/usr/share/lintian/overrides" "$root/usr/share/imprint/schema"
   install -m 0755 "$common/imprint" "$root/usr/bin/imprint"
   install -m 0644 "$common/imprint.service" "$root/lib/systemd/system/imprint.service"
   install -m 0644 "$common/90-imprint.preset" "$root/lib/systemd/system-preset/90-imprint.preset"
@@ -150,6 +153,7 @@ build_deb() {
   install -m 0644 "$common/imprint.yaml" "$root/etc/imprint/imprint.yaml"
   install -m 0644 "$common/imprint.8.gz" "$root/usr/share/man/man8/imprint.8.gz"
   install -m 0644 "$common/copyright" "$doc/copyright"
+  for s in "${schemas[@]}"; do install -m 0644 "$common/$s" "$root/usr/share/imprint/schema/$s"; done
   [ -z "$node_license" ] || install -m 0644 "$node_license" "$doc/LICENSE.nodejs"
   install -m 0644 "$here/deb/lintian-overrides" "$root/usr/share/lintian/overrides/imprint"
   {
@@ -199,6 +203,7 @@ build_rpm() {
   cp "$common"/imprint "$common"/imprint.service "$common"/90-imprint.preset "$common"/sshd-keygen-imprint.conf \
     "$common"/sshd-keygen-debian-imprint.conf "$common"/sshd-per-connection-imprint.conf "$common"/imprint-generator "$common"/imprint.yaml \
     "$common"/imprint.8.gz "$common"/copyright "$top/SOURCES/"
+  for s in "${schemas[@]}"; do cp "$common/$s" "$top/SOURCES/"; done
   [ -z "$node_license" ] || cp "$node_license" "$top/SOURCES/LICENSE.nodejs"
   stamp_tree "$top/SOURCES"
   local changelog_date

@@ -57,6 +57,7 @@ export async function loadState(root: RootTree): Promise<LoadedState> {
 }
 
 export async function saveState(root: RootTree, state: InstanceState): Promise<void> {
+  await ensureTreeDir(root, '/var/lib', 0o755); // a tree without /var must not get a 0700 one
   await ensureTreeDir(root, STATE_DIR, 0o700);
   await writeTreeFileAtomic(root, STATE_FILE, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, uid: 0, gid: 0 });
 }

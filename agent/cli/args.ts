@@ -4,9 +4,9 @@ import { didYouMean, metadataUrlProblem, parseDuration } from '../config.js';
 import { ImprintError } from '../os/errors.js';
 import { isPlatformName, PLATFORM_NAMES, type PlatformName } from '../metadata/platforms/names.js';
 
-export const COMMANDS = ['boot', 'verify-product', 'demo', 'version', 'help'] as const;
+export const COMMANDS = ['boot', 'verify-product', 'demo', 'status', 'config', 'clean', 'version', 'help'] as const;
 /** Commands that parse their own arguments (dispatched before parseCli). */
-export const OWN_ARGUMENT_COMMANDS = ['emulate', 'seal', 'audit'] as const;
+export const OWN_ARGUMENT_COMMANDS = ['emulate', 'seal', 'audit', 'known-hosts'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -24,6 +24,14 @@ export interface CliArgs {
   /** --wireserver-url: Azure's wireserver (tests point it at the emulator). */
   wireserverUrl?: string;
   keep: boolean;
+  /** (status) Block until the boot has finished. */
+  wait: boolean;
+  /** (status) Every task with its outcome, time and actions. */
+  long: boolean;
+  /** (config) check or show. */
+  action?: 'check' | 'show';
+  /** (help) The command whose page to print ("imprint status --help"). */
+  topic?: string;
 }
 
 const OPTIONS = {
@@ -38,6 +46,8 @@ const OPTIONS = {
   platform: { type: 'string' },
   'wireserver-url': { type: 'string' },
   keep: { type: 'boolean' },
+  wait: { type: 'boolean' },
+  long: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -51,12 +61,18 @@ export function parseCli(argv: string[]): CliArgs {
   }
   const { values, positionals } = parsed;
   let command: Command = values.help ? 'help' : values.version ? 'version' : 'help';
+  const topic = values.help && (COMMANDS as readonly string[]).includes(positionals[0] ?? '') ? positionals[0] : undefined;
+  if (topic !== undefined && topic !== 'help' && topic !== 'version') return { ...parseCli([]), topic };
   if (positionals.length > 0 && !values.help) {
     const word = positionals[0] as string;
     if (!(COMMANDS as readonly string[]).includes(word)) throw new ImprintError(`unknown command "${word}"${didYouMean(word, [...COMMANDS, ...OWN_ARGUMENT_COMMANDS])}`, 'usage');
     command = word as Command;
   }
-  if (positionals.length > 1) throw new ImprintError(`unexpected argument "${positionals[1]}"`, 'usage');
+  const action = command === 'config' ? (positionals[1] as 'check' | 'show' | undefined) : undefined;
+  if (command === 'config' && action !== 'check' && action !== 'show') {
+    throw new ImprintError(action === undefined ? 'config needs check or show ("imprint config check")' : `unknown config action "${action}"${didYouMean(action, ['check', 'show'])}: check or show`, 'usage');
+  }
+  if (positionals.length > (action === undefined ? 1 : 2)) throw new ImprintError(`unexpected argument "${positionals[action === undefined ? 1 : 2]}"`, 'usage');
   if (values['instance-id'] !== undefined && !/^[A-Za-z0-9._-]{1,128}$/.test(values['instance-id'])) {
     throw new ImprintError('--instance-id takes letters, digits, ".", "_" and "-" (at most 128)', 'usage');
   }
@@ -87,5 +103,8 @@ export function parseCli(argv: string[]): CliArgs {
     verbose: values.verbose ?? false,
     ...(values['instance-id'] === undefined ? {} : { instanceId: values['instance-id'] }),
     keep: values.keep ?? false,
+    wait: values.wait ?? false,
+    long: values.long ?? false,
+    ...(action === undefined ? {} : { action }),
   };
 }

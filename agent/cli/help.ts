@@ -6,10 +6,14 @@ Usage:
   imprint boot [--root DIR] [--config FILE] [--dry-run] [--json] [--verbose] [--instance-id ID]
                [--metadata-url URL] [--metadata-deadline DURATION] [--platform NAME]
                [--wireserver-url URL]
+  imprint status [--root DIR] [--wait] [--long] [--json]                        (see imprint status --help)
+  imprint config check|show [--root DIR] [--config FILE] [--json]               (see imprint config --help)
+  imprint clean [--root DIR] [--dry-run] [--json]                               (see imprint clean --help)
   imprint verify-product [--root DIR] [--config FILE] [--metadata-url URL] [--json]
   imprint seal [--root DIR] [--operations LIST] [--dry-run] [--json] [--yes]    (see imprint seal --help)
   imprint audit [--root DIR] [--json] [--junit FILE] [--fail-on SEVERITY]        (see imprint audit --help)
   imprint emulate [--listen HOST:PORT] [--key KEY]... [--scenario NAME[=ARG]]...  (see imprint emulate --help)
+  imprint known-hosts [FILE|-] --host NAME...                                   (see imprint known-hosts --help)
   imprint demo [--json] [--keep]
   imprint version [--json]
   imprint help
@@ -30,6 +34,12 @@ Commands:
             default), in a block imprint owns. A new instance-id redoes the work.
             Then, with sshd already up, the disk and package tasks of the config below
             (grow-root, clear-swap, ephemeral-disk, package-upgrade).
+  status    What imprint did on this boot (done, failed, running, stood aside, not run),
+            from the saved report; --wait blocks until the boot has finished.
+  config    check: validate the config and its drop-ins; show: the effective config
+            and where each value came from.
+  clean     Forget this instance (state and saved reports): the next boot provisions
+            it again.
   verify-product
             Check the product codes the config expects against the metadata (or the signed
             identity document), as boot does: exit 0 when all are confirmed, 1 otherwise.
@@ -39,6 +49,9 @@ Commands:
             (password logins, extra keys and users, services, ports, crons, start-up scripts,
             remote logging, weak or baked host keys, leftovers, firewall), by severity.
   emulate   Run a local EC2-style metadata service with fault scenarios, for testing images.
+  known-hosts
+            On the user's side: known_hosts lines from a new instance's console log (its
+            host key block, checked against its fingerprint block): no trust on first use.
   demo      Copy a small built-in image tree (known passwords, baked host keys, an sshd that
             allows passwords) to a temporary directory, run "imprint boot --root" on it, and
             show what changed.
@@ -65,6 +78,8 @@ Options:
   --wireserver-url URL
                      Azure's wireserver, for the ready report (default http://168.63.129.16).
   --keep             (demo) Keep the demo tree instead of removing it.
+  --wait             (status) Block until the boot has finished.
+  --long             (status) Every task with its outcome, time and actions.
   -h, --help         Print this help.
 
 Config (YAML, every key optional; unknown keys are errors):
@@ -132,7 +147,7 @@ console with the evidence, and only its addresses are contacted, as IP literals)
 
 Kernel command line: imprint=disabled makes boot do nothing (exit 0).
 
-Exit status:
+Exit status (status has its own: see imprint status --help):
   0  done (or nothing left to do for this instance)
   1  a task failed; the system was left as safe as it was found, and the task is retried at
      the next boot
@@ -140,4 +155,6 @@ Exit status:
 
 Environment:
   IMPRINT_TEST_CRASH_AT=N  (tests only) SIGKILL the process at its Nth durable step.
+  IMPRINT_TEST_CONSOLE=FILE (tests only) Where the host key blocks go under systemd,
+                           instead of /dev/console.
 `;

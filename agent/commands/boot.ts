@@ -4,11 +4,13 @@ import { loadConfig } from '../cli/load-config.js';
 import { runBoot } from '../boot/engine.js';
 import { metadataEndpoint } from '../metadata/endpoint.js';
 import type { BootReport } from '../boot/report.js';
+import { finished, saveFinished, saveRunning } from '../boot/saved-report.js';
 import { Console } from '../os/console.js';
-import { ImprintError } from '../os/errors.js';
+import { ImprintError, errorMessage } from '../os/errors.js';
 import { RootTree } from '../os/root.js';
 import { acquireRunLock } from '../os/run-lock.js';
 import { sweepTempFiles } from '../boot/sweep.js';
+import { VERSION } from '../version.js';
 
 export async function checkRoot(dir: string): Promise<RootTree> {
   const info = await stat(dir).catch(() => null);
@@ -41,8 +43,29 @@ export async function bootCommand(args: CliArgs, out: Console): Promise<BootRepo
   try {
     const swept = await sweepTempFiles(root);
     if (swept.length > 0) out.info('lock', `removed what a killed run left: ${swept.join(', ')}`);
-    return await runBoot(opts);
+    return await provisionAndSave(root, opts, out);
   } finally {
     await lock.release();
   }
+}
+
+/** Runs the boot with its report saved: "running" first, then the full report, even after a failure. */
+async function provisionAndSave(root: RootTree, opts: Parameters<typeof runBoot>[0], out: Console): Promise<BootReport> {
+  const startedAt = new Date();
+  // A report that cannot be written costs `imprint status` its answer, not the boot its work.
+  const keep = (write: Promise<void>): Promise<void> => write.catch((err: unknown) => out.warn('report', `not saved: ${errorMessage(err)}`));
+  await keep(saveRunning(root, startedAt));
+  let report: BootReport;
+  try {
+    report = await runBoot(opts);
+  } catch (err) {
+    const failed: BootReport = {
+      command: 'boot', version: VERSION, root: root.dir, dryRun: false, instance: { id: '', source: 'none', previous: null },
+      metadata: null, tasks: [], status: 'failed', exitCode: 1,
+    };
+    await keep(saveFinished(root, finished(failed, startedAt, errorMessage(err))));
+    throw err;
+  }
+  await keep(saveFinished(root, finished(report, startedAt)));
+  return report;
 }

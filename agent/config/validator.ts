@@ -29,7 +29,14 @@ export function didYouMean(word: string, choices: readonly string[]): string {
 
 export class Validator {
   private readonly found: { offset: number; text: string }[] = [];
-  constructor(private readonly file: string, private readonly lines: LineCounter) {}
+  constructor(private readonly file: string, private readonly lines: LineCounter, private readonly sections: Record<string, readonly string[]> = {}) {}
+
+  /** "; it belongs under host_keys" for a key that is another section's (or a section's own name). */
+  private wrongLevel(key: string, where: string): string {
+    if (where !== 'the config' && key in this.sections) return `; ${key} is a top-level section, not part of ${where}`;
+    const homes = Object.entries(this.sections).filter(([section, keys]) => section !== where && keys.includes(key)).map(([section]) => section);
+    return homes.length > 0 ? `; ${key} belongs under ${homes.join(' or ')}` : '';
+  }
 
   /** Every problem, in the order they stand in the file. */
   get problems(): string[] {
@@ -61,7 +68,8 @@ export class Validator {
       const key = isScalar(pair.key) ? String(pair.key.value) : '';
       if (!allowed.includes(key)) {
         const scope = where === 'the config' ? '' : ` in ${where}`;
-        this.at(pair.key, `unknown key "${key}"${scope}${didYouMean(key, allowed)}; known keys: ${allowed.join(', ')}`);
+        const misplaced = this.wrongLevel(key, where);
+        this.at(pair.key, `unknown key "${key}"${scope}${misplaced || `${didYouMean(key, allowed)}; known keys: ${allowed.join(', ')}`}`);
         continue;
       }
       out.set(key, pair.value);
@@ -72,7 +80,10 @@ export class Validator {
   bool(node: YamlNode | null | undefined, where: string, fallback: boolean): boolean {
     if (node === undefined) return fallback;
     if (isScalar(node) && typeof node.value === 'boolean') return node.value;
-    this.at(node, `${where} must be true or false`);
+    // YAML 1.1 (PyYAML, old Ansible) read yes/no/on/off as booleans; YAML 1.2, read here, does not.
+    const word = isScalar(node) && typeof node.value === 'string' ? node.value : '';
+    const habit = /^(y|yes|n|no|on|off)$/i.test(word) ? ` ("${word}" is a string in YAML 1.2: write ${/^(y|yes|on)$/i.test(word) ? 'true' : 'false'})` : '';
+    this.at(node, `${where} must be true or false${habit}`);
     return fallback;
   }
 

@@ -14,6 +14,8 @@ import { ed25519Line } from '../metadata/emulator/keys.js';
 import { startEmulator } from '../metadata/emulator.js';
 import { parseAccountFile as parseAccounts, passwdEntries } from '../parsers/accounts.js';
 import { buildDemoImage, DEMO_USER } from './image.js';
+import { colourWanted, elide, fit, paint, WIDTH } from './screen.js';
+import { ImprintError } from '../os/errors.js';
 import { diffSnapshots, snapshotTree } from './snapshot.js';
 
 // `npm start`: a careless image, imprint boot on it, and what changed, readable in ten seconds.
@@ -68,16 +70,25 @@ async function look(root: RootTree): Promise<Look> {
   return { keys, accounts, sshd, launchKeys: await launchKeys(root) };
 }
 
-function table(title: string, before: Map<string, string>, after: Map<string, string>): string[] {
+/** Before → after per name; the new value on a line of its own when both do not fit. */
+function table(title: string, before: Map<string, string>, after: Map<string, string>, colour: boolean): string[] {
   const names = [...new Set([...before.keys(), ...after.keys()])];
   const width = Math.max(...names.map((n) => n.length));
-  return [title, ...names.map((n) => {
+  return [paint(colour, 'bold', title), ...names.flatMap((n) => {
     const [b, a] = [before.get(n) ?? '(none)', after.get(n) ?? '(none)'];
-    return `  ${n.padEnd(width)}  ${b}${b === a ? '  (unchanged)' : `  →  ${a}`}`;
+    const head = `  ${n.padEnd(width)}  ${b}`;
+    if (b === a) return fit(`${head}  (unchanged)`);
+    const oneLine = `${head}  →  ${a}`;
+    return oneLine.length <= WIDTH ? [`${head}  →  ${paint(colour, 'green', a)}`] : [...fit(head), `${' '.repeat(width + 2)}  →  ${paint(colour, 'green', a)}`];
   })];
 }
 
 export async function demoCommand(args: CliArgs): Promise<number> {
+  if (process.getuid?.() !== 0) throw new ImprintError('the demo image holds root-owned files and boot changes owners and modes: run it as root (sudo imprint demo)');
+  const colour = colourWanted(process.stdout);
+  const say = (text: string): void => {
+    process.stdout.write(`${text.split('\n').flatMap((l) => fit(l)).join('\n')}\n`);
+  };
   const dir = await mkdtemp(path.join(tmpdir(), 'imprint-demo-'));
   const root = new RootTree(dir);
   try {
@@ -91,15 +102,20 @@ export async function demoCommand(args: CliArgs): Promise<number> {
     let report;
     let elapsed;
     try {
-      process.stdout.write(`imprint demo: a copied image in ${dir}\n  passwords "imagepass" for root and ${DEMO_USER}, host keys baked at build time, PasswordAuthentication yes\n`);
-      process.stdout.write(`  metadata service: imprint emulate at ${emulator.url} (instance ${emulator.instanceId}, one launch key)\n\n$ imprint boot --root ${dir} --metadata-url ${emulator.url}\n`);
-      const out = new Console({ json: false, verbose: args.verbose });
+      say(`imprint demo: a copied image in ${dir}\n  passwords "imagepass" for root and ${DEMO_USER}, host keys baked at build time,\n  PasswordAuthentication yes`);
+      say(`  metadata service: imprint emulate at ${emulator.url}\n  (instance ${emulator.instanceId}, one launch key)\n\n$ imprint boot --root ${dir} \\\n    --metadata-url ${emulator.url}`);
+      const screen = {
+        fit: (line: string) => fit(line),
+        elide: (line: string) => elide(line),
+        paint: (priority: number, line: string) => (priority <= 3 ? paint(colour, 'red', line) : priority === 4 ? paint(colour, 'yellow', line) : line),
+      };
+      const out = new Console({ json: false, verbose: args.verbose, screen });
       const config = parseConfig(DEMO_CONFIG, root.path('/etc/imprint/imprint.yaml'));
       config.metadata.url = emulator.url;
       const started = performance.now();
       report = await runBoot({ root, config, dryRun: false, out, explicitMetadataUrl: true });
       elapsed = Math.round(performance.now() - started);
-      process.stdout.write(`\n(the metadata service answered ${emulator.requests.length} requests)\n`);
+      say(`\n(the metadata service answered ${emulator.requests.length} requests)`);
     } finally {
       await emulator.close();
     }
@@ -107,17 +123,17 @@ export async function demoCommand(args: CliArgs): Promise<number> {
     const diff = diffSnapshots(snapBefore, await snapshotTree(dir));
     const lines = [
       '',
-      `What changed (boot took ${elapsed} ms, exit status ${report.exitCode}):`,
-      ...table('Host keys (SHA256 fingerprints):', before.keys, after.keys),
-      ...table('Passwords (/etc/shadow):', before.accounts, after.accounts),
-      ...table('sshd, effective (sshd -T):', before.sshd, after.sshd),
-      ...table(`Launch keys (~${DEMO_USER}/.ssh/authorized_keys):`, before.launchKeys, after.launchKeys),
+      paint(colour, 'bold', `What changed (boot took ${elapsed} ms, exit status ${report.exitCode}):`),
+      ...table('Host keys (SHA256 fingerprints):', before.keys, after.keys, colour),
+      ...table('Passwords (/etc/shadow):', before.accounts, after.accounts, colour),
+      ...table('sshd, effective (sshd -T):', before.sshd, after.sshd, colour),
+      ...table(`Launch keys (~${DEMO_USER}/.ssh/authorized_keys):`, before.launchKeys, after.launchKeys, colour),
       'Files:',
       ...diff.added.map((f) => `  + ${f}`),
       ...diff.changed.map((f) => `  ~ ${f}`),
       ...diff.removed.map((f) => `  - ${f}`),
       '',
-      args.keep ? `The tree is kept in ${dir}.` : 'The demo tree has been removed (use --keep to look at it).',
+      ...fit(args.keep ? `The tree is kept in ${dir}.` : 'The demo tree has been removed (use --keep to look at it).'),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

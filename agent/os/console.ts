@@ -9,6 +9,8 @@ export interface ConsoleOptions {
   verbose: boolean;
   /** Prefix lines with syslog priorities (<4>) that journald understands. */
   journal?: boolean;
+  /** Lines for a person's terminal (the demo): each line made to fit, blocks shortened. */
+  screen?: { fit(line: string): string[]; elide(line: string): string; paint(priority: number, line: string): string };
 }
 
 export class Console {
@@ -19,8 +21,13 @@ export class Console {
   }
 
   private write(priority: number, text: string): void {
-    const prefix = this.opts.journal ? `<${priority}>` : '';
-    this.stream.write(`${prefix}imprint: ${text}\n`);
+    // The journal names the program itself ("imprint[123]: "): no second "imprint: ".
+    if (this.opts.screen) {
+      const screen = this.opts.screen;
+      this.stream.write(`${screen.fit(`imprint: ${text}`).map((l) => screen.paint(priority, l)).join('\n')}\n`);
+      return;
+    }
+    this.stream.write(this.opts.journal ? `<${priority}>${text}\n` : `imprint: ${text}\n`);
   }
 
   info(scope: string, message: string): void {
@@ -39,17 +46,22 @@ export class Console {
     if (this.opts.verbose) this.write(7, `${scope}: ${message}`);
   }
 
-  /** Verbatim lines (the fingerprint block): tools grep the console for these exact markers. */
+  /**
+   * Verbatim lines (the host key blocks): tools grep the console for these exact markers, so
+   * they must appear once and unprefixed. Under systemd, stdout reaches the console through
+   * the journal, which prefixes every line: the block goes to /dev/console as it is, as
+   * cloud-init does, and to the journal only when there is no console to write to.
+   */
   block(lines: string[]): void {
-    this.stream.write(`${lines.join('\n')}\n`);
-    // Under systemd the journal prefixes every line it forwards to the console; the block is
-    // also written to /dev/console as it is, as cloud-init does, for tools that parse it.
     if (this.opts.journal) {
       try {
-        appendFileSync('/dev/console', `${lines.join('\r\n')}\r\n`);
+        appendFileSync(process.env.IMPRINT_TEST_CONSOLE ?? '/dev/console', `${lines.join('\r\n')}\r\n`);
+        return;
       } catch {
-        /* no console (a container without one): the journal copy is there */
+        /* no console (a container without one): the journal gets the block */
       }
     }
+    const screen = this.opts.screen;
+    this.stream.write(`${(screen ? lines.map((l) => screen.elide(l)) : lines).join('\n')}\n`);
   }
 }

@@ -107,11 +107,27 @@ export class HttpClient {
       const e = err as Error & { code?: unknown; cause?: { code?: unknown } };
       const timedOut = ['AbortError', 'TimeoutError', 'HeadersTimeoutError', 'BodyTimeoutError', 'ConnectTimeoutError'].includes(e.name);
       const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : e.name;
-      throw new TransientHttpError(`${method} ${target.pathname}: ${timedOut ? `no answer within ${timeoutMs} ms` : code}`);
+      throw new TransientHttpError(`${method} ${target.pathname}: ${timedOut ? `no answer within ${timeoutMs} ms` : failureInWords(code)}`);
     }
   }
 
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/** Network failures in an operator's words: the HTTP library's error codes mean nothing on a console. */
+const FAILURES: Record<string, string> = {
+  UND_ERR_SOCKET: 'the connection was closed without an answer',
+  UND_ERR_CLOSED: 'the connection was closed without an answer',
+  ECONNRESET: 'the connection was reset',
+  ECONNREFUSED: 'connection refused',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'no address to connect from (network not up?)',
+  EPIPE: 'the connection was closed while sending',
+};
+
+export function failureInWords(code: string): string {
+  return FAILURES[code] ?? (code.startsWith('UND_ERR_') || code.endsWith('Error') ? 'the HTTP exchange failed' : code);
 }

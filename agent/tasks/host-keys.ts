@@ -174,9 +174,30 @@ async function install(ctx: TaskContext, rec: TaskRecorder, keys: KeyInProgress[
   return lines;
 }
 
+/** "type base64" of a public key file (no comment: the host name is not the key), or null. */
+async function publicKeyLine(ctx: TaskContext, pubInTree: string): Promise<string | null> {
+  try {
+    const text = await readTreeText(ctx.root, pubInTree);
+    if (text === null) return null;
+    const key = parsePublicKey(text, pubInTree);
+    return `${key.type} ${key.blob.toString('base64')}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The console's host key blocks, once per boot, as cloud-init prints them: the fingerprints,
+ * and the public keys themselves, from which a user's side builds known_hosts
+ * (`imprint known-hosts`) after checking them against the fingerprints.
+ */
 async function printFingerprints(ctx: TaskContext, rec: TaskRecorder, keys: WantedKey[]): Promise<string[]> {
   const lines = (await Promise.all(keys.map((k) => fingerprintOf(ctx, `${k.path}.pub`)))).filter((f): f is string => f !== null);
-  rec.block(['-----BEGIN SSH HOST KEY FINGERPRINTS-----', ...lines, '-----END SSH HOST KEY FINGERPRINTS-----']);
+  const publics = (await Promise.all(keys.map((k) => publicKeyLine(ctx, `${k.path}.pub`)))).filter((f): f is string => f !== null);
+  rec.block([
+    '-----BEGIN SSH HOST KEY FINGERPRINTS-----', ...lines, '-----END SSH HOST KEY FINGERPRINTS-----',
+    '-----BEGIN SSH HOST KEY KEYS-----', ...publics, '-----END SSH HOST KEY KEYS-----',
+  ]);
   return lines;
 }
 
@@ -268,8 +289,8 @@ export const hostKeysTask: Task = {
       generated.catch(() => undefined); // awaited, and reported, by host-keys-late
       ctx.facts.pendingHostKeys = { keys: late, generated, group, all: wanted };
       rec.action(`${late.map((k) => k.key.type).join(', ')} still generating: sshd starts on ${now.map((k) => k.key.type).join(', ')}, and loads it for new connections once it is in place`);
-      // The keys sshd serves from now on, at once; a complete block follows when RSA is in.
-      rec.detail('new', await printFingerprints(ctx, rec, now.map((k) => k.key)));
+      // One block per boot, complete: host-keys-late prints it when RSA is in (or has failed).
+      rec.detail('new', (await Promise.all(now.map((k) => fingerprintOf(ctx, `${k.key.path}.pub`)))).filter((f): f is string => f !== null));
     } else {
       rec.detail('new', await printFingerprints(ctx, rec, wanted));
     }
@@ -310,6 +331,8 @@ export const hostKeysLateTask: Task = {
       await pending.generated;
     } catch (err) {
       await discard(ctx, pending.keys);
+      // The keys sshd does serve still get their block on the console.
+      if (ctx.facts.pendingHostKeys) await printFingerprints(ctx, rec, pending.all.filter((k) => !pending?.keys.some((p) => p.key === k)));
       throw new ImprintError(`key generation failed; sshd serves the other host keys: ${(err as Error).message}`);
     }
     await install(ctx, rec, pending.keys, pending.group);

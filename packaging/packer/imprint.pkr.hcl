@@ -24,6 +24,12 @@ variable "imprint_config" {
   default     = ""
 }
 
+variable "login_user" {
+  type        = string
+  description = "The non-root login user imprint creates at each instance's first boot (sudo rule, the launch key goes to it, root logins are refused), as the guides ask. Set through a drop-in, /etc/imprint/imprint.yaml.d/50-packer-login-user.yaml. Empty: no default user, the launch key goes to root (not recommended)."
+  default     = "admin"
+}
+
 variable "disable_cloud_init" {
   type        = bool
   description = "Touch /etc/cloud/cloud-init.disabled in the image, so that imprint provisions it (otherwise imprint stands aside where cloud-init runs, unless imprint.yaml says coexist: take-over). The image's network configuration must then not depend on cloud-init: Debian's own images get theirs from ifupdown/netplan files written at build time; check yours."
@@ -132,7 +138,7 @@ build {
   # Install: the package enables imprint.service for the next boot and does not start it
   # (starting it here would provision the *build* instance).
   provisioner "shell" {
-    environment_vars = ["DEBIAN_FRONTEND=noninteractive", "IMPRINT_CONFIG=${var.imprint_config}", "DISABLE_CLOUD_INIT=${var.disable_cloud_init}"]
+    environment_vars = ["DEBIAN_FRONTEND=noninteractive", "IMPRINT_CONFIG=${var.imprint_config}", "LOGIN_USER=${var.login_user}", "DISABLE_CLOUD_INIT=${var.disable_cloud_init}"]
     execute_command  = "chmod +x {{ .Path }}; sudo -E sh -eu {{ .Path }}"
     inline = [
       "apt-get update -qq",
@@ -140,6 +146,8 @@ build {
       "rm -f /tmp/imprint.deb",
       "systemctl is-enabled imprint.service",
       "if [ -n \"$IMPRINT_CONFIG\" ]; then printf '%s\\n' \"$IMPRINT_CONFIG\" > /etc/imprint/imprint.yaml; fi",
+      "if [ -n \"$LOGIN_USER\" ]; then mkdir -p /etc/imprint/imprint.yaml.d && printf 'default_user:\\n  name: %s\\n' \"$LOGIN_USER\" > /etc/imprint/imprint.yaml.d/50-packer-login-user.yaml; fi",
+      "if imprint config --help >/dev/null 2>&1; then imprint config check; fi",
       "imprint boot --dry-run >/dev/null",
       "if [ \"$DISABLE_CLOUD_INIT\" = true ] && [ -d /etc/cloud ]; then touch /etc/cloud/cloud-init.disabled; fi",
     ]

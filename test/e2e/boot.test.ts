@@ -128,6 +128,19 @@ describe('e2e: imprint on a booted Debian 12 (systemd-nspawn)', function () {
       firstKeys = offered;
     });
 
+    it('imprint status --wait, from inside the instance: done, exit 0, the launch key\'s file named', async () => {
+      const r = await bed.ssh(keyA.private, USER, 'imprint status --wait --json');
+      assert.equal(r.code, 0, r.stderr);
+      const status = JSON.parse(r.stdout) as { state: string; report: { formatVersion: number; tasks: { task: string; status: string; actions: string[] }[] } | null };
+      assert.equal(status.state, 'done');
+      assert.equal(status.report?.formatVersion, 1);
+      const keys = status.report?.tasks.find((t) => t.task === 'authorized-keys');
+      assert.equal(keys?.status, 'done');
+      assert.match(keys?.actions.join('\n') ?? '', /into \/home\/debian\/\.ssh\/authorized_keys/);
+      const long = await bed.ssh(keyA.private, USER, 'imprint status --long');
+      assert.match(long.stdout, /^ {2}host-keys +done/m);
+    });
+
     it('imprint.service is active with its STATUS line', async () => {
       const show = parseShow(await bed.sshOk(keyA.private, USER, 'systemctl show -p ActiveState,SubState,Result,StatusText,ExecMainStatus,Type imprint.service'));
       const status = await bed.sshOk(keyA.private, USER, 'systemctl status --no-pager imprint.service; true');
@@ -194,7 +207,7 @@ describe('e2e: imprint on a booted Debian 12 (systemd-nspawn)', function () {
       const show = parseShow(await bed.sshOk(keyA.private, USER, 'systemctl show -p ActiveState,Result imprint.service'));
       assert.equal(show.ActiveState, 'active', JSON.stringify(show));
       const second = c.console().split(/^Welcome to Debian GNU\/Linux/m).slice(-1)[0] ?? '';
-      const imprintLines = second.split('\n').filter((l) => /imprint: /.test(l));
+      const imprintLines = second.split('\n').filter((l) => /imprint(\[\d+\])?: /.test(l));
       log(`imprint on the console at the reboot:\n${imprintLines.map((l) => `        ${l}`).join('\n')}`);
       assert.ok(!imprintLines.some((l) => /generated|locked|new instance|first boot/.test(l)), `imprint redid work on a reboot:\n${imprintLines.join('\n')}`);
     });
@@ -282,8 +295,14 @@ describe('e2e: imprint on a booted Debian 12 (systemd-nspawn)', function () {
       const imprintLines = consoleText.split('\n').filter((l) => /imprint/.test(l));
       log(`console:\n${imprintLines.slice(-12).map((l) => `        ${l}`).join('\n')}`);
       assert.equal(failed.ActiveState, 'failed', `imprint.service should fail without metadata on a first boot: ${JSON.stringify(failed)}`);
-      assert.ok(imprintLines.some((l) => /imprint: metadata: error: /.test(l)), 'no "imprint: metadata: error:" line on the console');
-      assert.ok(/Failed to start.*imprint|imprint\.service: (Main process exited|Failed with result)/i.test(consoleText) || imprintLines.some((l) => /imprint: boot: error: /.test(l)), 'the failure is not reported on the console');
+      assert.ok(imprintLines.some((l) => /imprint(\[\d+\])?: metadata: error: /.test(l)), 'no "imprint[pid]: metadata: error:" line on the console');
+      assert.ok(!imprintLines.some((l) => /imprint\[\d+\]: imprint: /.test(l)), 'a doubled "imprint[pid]: imprint:" prefix');
+      assert.ok(/Failed to start.*imprint|imprint\.service: (Main process exited|Failed with result)/i.test(consoleText) || imprintLines.some((l) => /imprint(\[\d+\])?: boot: error: /.test(l)), 'the failure is not reported on the console');
+      // What an operator without a login sees through the console agent: status names the failure.
+      const status = await c.exec(['imprint', 'status', '--wait', '--long'], 60_000).catch((err: { code?: number; stdout?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '' }));
+      log(`imprint status --wait --long:\n${status.stdout.split('\n').slice(0, 12).map((l) => `        ${l}`).join('\n')}`);
+      assert.match(status.stdout, /^status: failed\n {2}failed: authorized-keys \(no metadata\)/);
+      assert.match(status.stdout, /^metadata: none: .*no usable answer within 10 s/m);
       const offered = await bed.scanHostKeys();
       for (const [type, fp] of offered) assert.ok(![...golden.baked.values()].includes(fp), `sshd offers the baked ${type} key`);
       const block = consoleFingerprintBlocks(consoleText)[0];

@@ -143,6 +143,10 @@ describe('packages: .deb and .rpm', function () {
         '/usr/share/doc/imprint/copyright': '-rw-r--r--',
         '/usr/share/doc/imprint/changelog.gz': '-rw-r--r--',
         '/usr/share/lintian/overrides/imprint': '-rw-r--r--',
+        '/usr/share/imprint/schema/boot-report.schema.json': '-rw-r--r--',
+        '/usr/share/imprint/schema/status.schema.json': '-rw-r--r--',
+        '/usr/share/imprint/schema/config.schema.json': '-rw-r--r--',
+        '/usr/share/imprint/schema/audit-report.schema.json': '-rw-r--r--',
       };
       const optional = new Set(['/usr/share/doc/imprint/LICENSE.nodejs']);
       for (const [name, mode] of Object.entries(expected)) assert.equal(files.get(name)?.mode, mode, `${name} in the .deb`);
@@ -153,6 +157,7 @@ describe('packages: .deb and .rpm', function () {
       assert.equal(await readFile(path.join(tree, 'lib/systemd/system/imprint.service'), 'utf8'), await readFile(UNIT, 'utf8'));
       assert.equal(await readFile(path.join(tree, 'etc/imprint/imprint.yaml'), 'utf8'), await readFile(path.join(REPO, 'packaging/imprint.yaml.example'), 'utf8'));
       assert.equal(await readFile(path.join(tree, 'lib/systemd/system-preset/90-imprint.preset'), 'utf8'), 'enable imprint.service\n');
+      for (const schema of ['boot-report', 'status', 'config', 'audit-report']) assert.equal(await readFile(path.join(tree, `usr/share/imprint/schema/${schema}.schema.json`), 'utf8'), await readFile(path.join(REPO, `packaging/schema/${schema}.schema.json`), 'utf8'), schema);
       const man = gunzipSync(await readFile(path.join(tree, 'usr/share/man/man8/imprint.8.gz'))).toString('utf8');
       assert.match(man, new RegExp(`^\\.TH IMPRINT 8 "\\d{4}-\\d\\d-\\d\\d" "imprint ${V1.replace(/\./g, '\\.')}"`, 'm'));
       assert.doesNotMatch(man, /@VERSION@|@DATE@/);
@@ -301,6 +306,7 @@ describe('packages: .deb and .rpm', function () {
       assert.equal(files.get('/usr/share/man/man8/imprint.8.gz'), '-rw-r--r-- root:root d');
       assert.equal(files.get('/usr/share/licenses/imprint/copyright'), '-rw-r--r-- root:root l');
       assert.equal(files.get('/var/lib/imprint'), 'drwx------ root:root');
+      for (const schema of ['boot-report', 'status', 'config', 'audit-report']) assert.equal(files.get(`/usr/share/imprint/schema/${schema}.schema.json`), '-rw-r--r-- root:root', schema);
       const listed = (await ok('rpm', ['-qlp', rpm])).trim().split('\n');
       assert.deepEqual(listed, [...files.keys()].sort());
       const scripts = await ok('rpm', ['-qp', '--scripts', rpm]);

@@ -8,7 +8,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Schema = { [k: string]: Json } | boolean;
 
 const ANNOTATIONS = new Set(['$schema', '$id', 'title', 'description', '$defs']);
-const KEYWORDS = new Set(['type', 'enum', 'const', 'required', 'properties', 'additionalProperties', 'items', 'minItems', 'minimum', 'minLength', 'maxLength', 'pattern', '$ref']);
+const KEYWORDS = new Set(['type', 'enum', 'const', 'required', 'properties', 'additionalProperties', 'items', 'minItems', 'minimum', 'minLength', 'maxLength', 'pattern', '$ref', 'oneOf', 'maximum']);
 
 function typeOf(v: Json): string {
   if (v === null) return 'null';
@@ -46,6 +46,13 @@ export function validateSchema(root: Schema, value: unknown): string[] {
       if (!KEYWORDS.has(k) && !ANNOTATIONS.has(k)) throw new Error(`schema: keyword ${k} is not supported by this validator`);
     }
     if (typeof schema.$ref === 'string') visit(resolve(schema.$ref), v, at);
+    if (Array.isArray(schema.oneOf)) {
+      // Each alternative on its own, against the same $defs: exactly one may hold.
+      const defs = typeof root === 'object' ? root.$defs : undefined;
+      const verdicts = (schema.oneOf as Schema[]).map((alt) => validateSchema(typeof alt === 'boolean' ? alt : { ...(defs === undefined ? {} : { $defs: defs }), ...alt }, v));
+      const holding = verdicts.filter((e) => e.length === 0).length;
+      if (holding !== 1) errors.push(`${at}: ${holding === 0 ? `matches none of oneOf (${verdicts.map((e) => e[0]).join('; ')})` : `matches ${holding} of oneOf`}`);
+    }
     if (schema.type !== undefined) {
       const types = Array.isArray(schema.type) ? (schema.type as string[]) : [schema.type as string];
       if (!types.some((t) => typeMatches(v, t))) {
@@ -62,6 +69,7 @@ export function validateSchema(root: Schema, value: unknown): string[] {
       if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(v)) errors.push(`${at}: ${JSON.stringify(v.slice(0, 60))} does not match ${schema.pattern}`);
     }
     if (typeof v === 'number' && typeof schema.minimum === 'number' && v < schema.minimum) errors.push(`${at}: below ${schema.minimum}`);
+    if (typeof v === 'number' && typeof schema.maximum === 'number' && v > schema.maximum) errors.push(`${at}: above ${schema.maximum}`);
     if (Array.isArray(v)) {
       if (typeof schema.minItems === 'number' && v.length < schema.minItems) errors.push(`${at}: fewer than ${schema.minItems} items`);
       if (schema.items !== undefined) v.forEach((item, i) => visit(schema.items as Schema, item, `${at}[${i}]`));

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { COMMANDS, parseCli, type CliArgs } from '../../agent/cli/args.js';
 import { ImprintError } from '../../agent/os/errors.js';
 
-const DEFAULTS: Omit<CliArgs, 'command'> = { root: '/', dryRun: false, json: false, verbose: false, keep: false };
+const DEFAULTS: Omit<CliArgs, 'command'> = { root: '/', dryRun: false, json: false, verbose: false, keep: false, wait: false, long: false };
 
 /** Asserts parseCli(argv) throws a usage ImprintError whose message matches. */
 function assertUsage(argv: string[], message: string | RegExp): void {
@@ -22,11 +22,23 @@ function assertUsage(argv: string[], message: string | RegExp): void {
 
 describe('cli/args parseCli', () => {
   describe('commands and defaults', () => {
-    for (const command of COMMANDS) {
+    for (const command of COMMANDS.filter((c) => c !== 'config')) {
       it(`"${command}" alone gives the defaults (root "/")`, () => {
         assert.deepEqual(parseCli([command]), { command, ...DEFAULTS });
       });
     }
+
+    it('"config" takes check or show, and nothing else', () => {
+      assert.deepEqual(parseCli(['config', 'check']), { command: 'config', ...DEFAULTS, action: 'check' });
+      assert.deepEqual(parseCli(['config', 'show', '--json']), { command: 'config', ...DEFAULTS, json: true, action: 'show' });
+      assertUsage(['config'], /config needs check or show/);
+      assertUsage(['config', 'shwo'], /unknown config action "shwo" \(did you mean "show"\?\)/);
+      assertUsage(['config', 'check', 'extra'], /unexpected argument "extra"/);
+    });
+
+    it('"status" takes --wait and --long', () => {
+      assert.deepEqual(parseCli(['status', '--wait', '--long']), { command: 'status', ...DEFAULTS, wait: true, long: true });
+    });
 
     it('no arguments, -h and --help mean help', () => {
       for (const argv of [[], ['-h'], ['--help'], ['boot', '--help'], ['-h', 'demo'], ['--help', 'nonsense']]) {
@@ -50,7 +62,7 @@ describe('cli/args parseCli', () => {
     it('every option, in "--opt value" form', () => {
       assert.deepEqual(
         parseCli(['boot', '--root', '/mnt/image', '--config', '/tmp/imprint.yaml', '--dry-run', '--json', '--verbose', '--instance-id', 'i-0123456789abcdef0', '--keep']),
-        { command: 'boot', root: '/mnt/image', config: '/tmp/imprint.yaml', dryRun: true, json: true, verbose: true, instanceId: 'i-0123456789abcdef0', keep: true },
+        { command: 'boot', root: '/mnt/image', config: '/tmp/imprint.yaml', dryRun: true, json: true, verbose: true, instanceId: 'i-0123456789abcdef0', keep: true, wait: false, long: false },
       );
     });
 

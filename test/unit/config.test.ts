@@ -225,9 +225,26 @@ describe('config', () => {
       assertOneProblem('default_user:\n  name: bob\n  shel: /bin/sh\n', 'shel', /^unknown key "shel" in default_user \(did you mean "shell"\?\)/);
     });
 
+    it('a YAML 1.1 yes/no/on/off gets a hint with the YAML 1.2 word', () => {
+      assertOneProblem('host_keys:\n  enabled: no\n', 'no', 'host_keys.enabled must be true or false ("no" is a string in YAML 1.2: write false)');
+      assertOneProblem('authorized_keys:\n  allow_options: On\n', 'On', /\("On" is a string in YAML 1\.2: write true\)$/);
+    });
+
+    it('an option at the wrong level says where it belongs', () => {
+      assertOneProblem('rsa_bits: 4096\n', 'rsa_bits', 'unknown key "rsa_bits"; rsa_bits belongs under host_keys');
+      assertOneProblem('sshd:\n  deadline: 30s\n', 'deadline', 'unknown key "deadline" in sshd; deadline belongs under metadata');
+      assertOneProblem('host_keys:\n  passwords:\n    enabled: false\n', 'passwords', 'unknown key "passwords" in host_keys; passwords is a top-level section, not part of host_keys');
+      assertOneProblem('enabled: false\n', 'enabled', /^unknown key "enabled"; enabled belongs under host_keys or passwords or sshd or authorized_keys or grow_root$/);
+    });
+
+    it('a duration error says a bare number is seconds', () => {
+      assertOneProblem('metadata:\n  deadline: 2 minutes\n', '2 minutes', /^metadata\.deadline must be a duration such as "120s" or "500ms" \(a bare number is seconds\)/);
+      assert.equal(parseConfig('metadata:\n  deadline: 90\n', FILE).metadata.deadlineMs, 90_000);
+    });
+
     it('wrong types', () => {
       assertOneProblem('host_keys:\n  enabled: "true"\n', '"true"', 'host_keys.enabled must be true or false');
-      assertOneProblem('sshd:\n  use_dns: yes\n', 'yes', 'sshd.use_dns must be true or false');
+      assertOneProblem('sshd:\n  use_dns: yes\n', 'yes', 'sshd.use_dns must be true or false ("yes" is a string in YAML 1.2: write true)');
       assertOneProblem('passwords:\n  enabled: 1\n', '1', 'passwords.enabled must be true or false');
       assertOneProblem('passwords: [root]\n', '[root]', 'passwords must be a mapping');
       assertOneProblem('default_user: bob\n', 'bob', 'default_user must be a mapping');
