@@ -298,7 +298,7 @@ describe('imprint emulate', function () {
       const names = lines.slice(1).map((l) => l.replace(/^\d+=/, ''));
       assert.deepEqual(names, ['invalid-bad-base64', 'invalid-truncated-base64', 'invalid-wrong-inner-type', 'invalid-option-injection', 'invalid-crlf-injection', 'invalid-lf-injection', 'invalid-control-chars', 'invalid-100k-line']);
       const key = async (name: string): Promise<string> => (await call(base, `/latest/meta-data/public-keys/${lines.findIndex((l) => l.endsWith(`=${name}`))}/openssh-key`)).text;
-      assert.match(await key('invalid-option-injection'), /^command="[^"]+",no-pty ssh-ed25519 /);
+      assert.match(await key('invalid-option-injection'), /^environment="[^"]+",command="[^"]+",no-pty ssh-ed25519 /);
       assert.match(await key('invalid-crlf-injection'), /first\r\nssh-ed25519 \S+ invalid-crlf-injected$/);
       assert.match(await key('invalid-lf-injection'), /first\nssh-ed25519 /);
       assert.match(await key('invalid-control-chars'), /\x1b\[2J\x00/);
