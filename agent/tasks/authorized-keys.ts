@@ -74,10 +74,10 @@ async function keyContext(root: RootTree): Promise<LaunchKeyContext> {
 }
 
 /**
- * Validates every line of every launch key, then reads each kept line back with ssh-keygen -l;
+ * Validates every line of every launch key, then reads each kept line back with the image's ssh-keygen -l;
  * duplicates (of each other, of the user's lines) are dropped.
  */
-async function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, existing: AuthorizedKeysFile | null, d: Decision, context: LaunchKeyContext): Promise<string[]> {
+async function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, existing: AuthorizedKeysFile | null, d: Decision, context: LaunchKeyContext, root: RootTree): Promise<string[]> {
   const userBlobs = existing ? userKeyBlobs(existing) : new Set<string>();
   const seen = new Set<string>();
   const lines: string[] = [];
@@ -113,7 +113,7 @@ async function launchKeys(keys: readonly LaunchKey[], allowOptions: boolean, exi
         d.actions.push(`${where}: ${result.fingerprint} (${result.label}) is already in ${d.file} outside imprint's block; the user's line applies`);
         continue;
       }
-      const readBack = await keygenFingerprint(result.line);
+      const readBack = await keygenFingerprint(result.line, root);
       if (readBack !== result.fingerprint) {
         d.warnings.push(`${where}: skipped: ssh-keygen -l ${readBack === null ? 'cannot read the key line' : `reads another key (${readBack}) from the line`}, so sshd would not honour it as ${result.fingerprint}`);
         continue;
@@ -164,7 +164,7 @@ async function decide(ctx: TaskContext, owner: KeyOwner): Promise<Decision> {
   }
   const otherInstances = [...new Set(blocks.map((b) => (b.kind === 'imprint' ? b.instanceId ?? '?' : '')).filter((id) => id !== md.instanceId))];
 
-  const lines = await launchKeys(owner.keys, ctx.config.authorizedKeys.allowOptions, existing, d, await keyContext(ctx.root));
+  const lines = await launchKeys(owner.keys, ctx.config.authorizedKeys.allowOptions, existing, d, await keyContext(ctx.root), ctx.root);
   if (lines.length === 0) {
     const why = owner.keys.length === 0
       ? 'metadata has no launch keys'

@@ -7,17 +7,17 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startEmulator, type RunningEmulator } from '../../agent/metadata/emulator.js';
 import { imprint } from '../support/cli.js';
-import { debianRootfsTarball, IMAGE_PASSWORD, IMAGE_USER, removeTree, unpackRootfs } from '../support/debian-rootfs.js';
+import { DEBIAN_RELEASES, debianRootfsTarball, IMAGE_PASSWORD, IMAGE_USER, removeTree, unpackRootfs } from '../support/debian-rootfs.js';
 
 // sshd is the judge (issues 8.1 and 9): imprint boot/audit --root on real Debian trees, checked
 // afterwards with the tree's OWN sshd (sshd -T -C per user and Match context, run here in a
 // bwrap sandbox independent of imprint's) and with real logins against a real sshd on loopback.
-// Parameterized over suites; the lead adds Debian 11/13 tarballs at merge.
+// On the release matrix: Debian 11, 12 and 13 (OpenSSH 8.4, 9.2, 10.0), each its own sshd.
 
 const exec = promisify(execFile);
 
 interface Suite { name: string; tarball: () => Promise<string | null> }
-const SUITES: Suite[] = [{ name: 'bookworm', tarball: debianRootfsTarball }];
+const SUITES: Suite[] = DEBIAN_RELEASES.map(({ suite, release }) => ({ name: `${release} (${suite})`, tarball: () => debianRootfsTarball(suite) }));
 
 /** The tree's own sshd, sandboxed, for one connection spec: what sshd would apply. */
 async function treeSshdT(tree: string, spec: string | null): Promise<Map<string, string>> {
@@ -142,6 +142,26 @@ for (const suite of SUITES) {
       await assert.rejects(stat(path.join(tree, 'etc/ssh/pwned')), 'the tree is read-only to the image\'s code');
     });
 
+    it('reads launch key lines back with the image\'s own ssh-keygen, sandboxed: a key it cannot read is refused, and it writes nothing outside the tree', async () => {
+      const { pub } = await launchKey();
+      const mark = `/tmp/imprint-judge-keygen-${process.pid}`;
+      // The image's ssh-keygen tries to escape, then reads no key. Host keys are still made by
+      // this machine's ssh-keygen (a generator of our own, not a judge of the image's rules).
+      await writeFile(path.join(tree, 'usr/bin/ssh-keygen'), ['#!/bin/sh', `echo pwned > ${mark}`, `echo pwned > /proc/1/root${mark}`, 'echo pwned > /etc/ssh/pwned', 'exit 1', ''].join('\n'));
+      await chmod(path.join(tree, 'usr/bin/ssh-keygen'), 0o755);
+      emulator = await startEmulator({ instanceId: 'i-0123456789abcdef2', keys: [pub] });
+      await mkdir(path.join(tree, 'etc/imprint'), { recursive: true });
+      await writeFile(path.join(tree, 'etc/imprint/imprint.yaml'), `host_keys:\n  types: [ed25519]\nauthorized_keys:\n  user: ${IMAGE_USER}\n`);
+      const boot = await imprint(['boot', '--root', tree, '--metadata-url', emulator.url, '--json']);
+      const escaped = await stat(mark).then(() => true, () => false);
+      await rm(mark, { force: true });
+      assert.equal(escaped, false, 'the image\'s ssh-keygen wrote outside the tree');
+      await assert.rejects(stat(path.join(tree, 'etc/ssh/pwned')), 'the tree is read-only to the image\'s code');
+      assert.match(boot.stderr, /skipped: ssh-keygen -l cannot read the key line/, boot.stderr);
+      const keys = await readFile(path.join(tree, `home/${IMAGE_USER}/.ssh/authorized_keys`), 'utf8').catch(() => '');
+      assert.ok(!keys.includes(pub.split(' ')[1] as string), 'a line the image\'s ssh-keygen cannot read is not installed');
+    });
+
     it('makes every Match context keys-only (main file, drop-ins, CRLF, quoted, nested and wildcard Includes), proved by the tree\'s sshd -T -C and by real logins', async () => {
       const etc = path.join(tree, 'etc/ssh');
       // A drop-in that sorts before 00-imprint.conf, with sshd's quoting and a trailing comment.
@@ -153,6 +173,9 @@ for (const suite of SUITES) {
       await writeFile(path.join(etc, 'extra.d/site/nested.conf'), 'Include /etc/ssh/deeper.conf\n');
       await writeFile(path.join(etc, 'deeper.conf'), 'Match Group sudo\nPasswordAuthentication yes\n');
       const main = await readFile(path.join(etc, 'sshd_config'), 'utf8');
+      // OpenSSH before 8.7 refuses ChallengeResponseAuthentication inside Match (a config error,
+      // not a backdoor); there the same door is KbdInteractiveAuthentication.
+      const challengeResponse = suite.name.includes('bullseye') ? 'KbdInteractiveAuthentication' : 'ChallengeResponseAuthentication';
       await writeFile(path.join(etc, 'sshd_config'), `Include /etc/ssh/extra.d/*/nested.conf\n${main}
 Match Address 10.0.0.0/8
 \tPermitRootLogin yes
@@ -160,7 +183,7 @@ Match Address 10.0.0.0/8
 Match LocalPort 2222
   PasswordAuthentication "yes"
 Match Host *.example.com
-  ChallengeResponseAuthentication yes
+  ${challengeResponse} yes
 Match LocalAddress 192.168.1.*,!192.168.1.1
   PermitEmptyPasswords yes
 Match User !nobody
