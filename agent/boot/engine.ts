@@ -212,7 +212,10 @@ async function networkPhase(run: Run): Promise<void> {
       return;
     }
     opts.out.error('metadata', meta.error);
-    for (const task of wanted) report.tasks.push({ task: task.name, phase: 'network', status: 'failed', actions: [], warnings: [], error: 'no metadata', durationMs: 0, details: {} });
+    for (const task of wanted) {
+      const outcome = task.ifMetadata ? { status: 'skipped' as const, actions: ['no metadata: nothing from the platform to apply'] } : { status: 'failed' as const, actions: [], error: 'no metadata' };
+      report.tasks.push({ task: task.name, phase: 'network', warnings: [], durationMs: 0, details: {}, ...outcome });
+    }
     return;
   }
   try {

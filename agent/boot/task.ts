@@ -34,6 +34,12 @@ export interface Task {
   background?: boolean;
   /** Runs at every boot (the disk may have grown since), not once per instance. */
   everyBoot?: boolean;
+  /**
+   * Network tasks only: what the platform may offer (its users, host name, ready report). When no
+   * source answers, such a task is skipped, not failed: the failure is the metadata's, and the
+   * tasks that need it (the launch keys) say so.
+   */
+  ifMetadata?: boolean;
   /** Why the task is off in this config, or null when it runs. */
   disabledBecause(config: Config): string | null;
   /** Lines saying what run() would do, without changing anything (--dry-run). */

@@ -53,6 +53,7 @@ async function decide(ctx: TaskContext): Promise<Decision | string> {
 export const hostnameTask: Task = {
   name: 'hostname',
   phase: 'network',
+  ifMetadata: true,
   after: [],
 
   disabledBecause: (config) => (config.metadata.hostname ? null : 'metadata.hostname is false'),

@@ -35,6 +35,7 @@ async function missing(ctx: TaskContext): Promise<string[]> {
 export const platformUsersTask: Task = {
   name: 'platform-users',
   phase: 'network',
+  ifMetadata: true,
   after: [],
 
   disabledBecause: (config) => (!config.authorizedKeys.enabled ? 'authorized_keys.enabled is false' : config.metadata.platformUsers !== 'create' ? `metadata.platform_users is ${config.metadata.platformUsers}` : null),

@@ -8,6 +8,7 @@ import type { Task } from '../boot/task.js';
 export const reportReadyTask: Task = {
   name: 'report-ready',
   phase: 'network',
+  ifMetadata: true,
   after: ['authorized-keys'],
 
   // Only where imprint asks the platform anyway: this task alone does not start a network phase.

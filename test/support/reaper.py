@@ -4,8 +4,9 @@
 Usage: reaper.py REPORT_FILE COMMAND [ARG...]
 Runs COMMAND (stdio inherited), waits for it, then reaps every descendant it orphaned (they
 are re-parented here, PR_SET_CHILD_SUBREAPER) and writes {"pid", "code", "orphans"} to
-REPORT_FILE as JSON. An orphan is a child process COMMAND did not wait for before it exited:
-for imprint, a systemd-notify still sending (or not yet reaped) when imprint was gone.
+REPORT_FILE as JSON, each orphan with its command name (read before it is reaped). An orphan
+is a child process COMMAND did not wait for before it exited: for imprint, a systemd-notify
+still sending (or not yet reaped) when imprint was gone.
 Exits with COMMAND's status.
 """
 import ctypes
@@ -23,10 +24,19 @@ code = child.wait()
 orphans = []
 while True:
     try:
-        pid, _status = os.waitpid(-1, 0)
+        # WNOWAIT: the zombie stays until its name is read, then it is reaped.
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
     except ChildProcessError:
         break
-    orphans.append(pid)
+    if info is None:
+        break
+    try:
+        with open(f"/proc/{info.si_pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        comm = "?"
+    os.waitpid(info.si_pid, 0)
+    orphans.append({"pid": info.si_pid, "comm": comm})
 with open(sys.argv[1], "w") as report:
     json.dump({"pid": child.pid, "code": code, "orphans": orphans}, report)
 sys.exit(code if code >= 0 else 128 - code)
