@@ -239,9 +239,9 @@ describe('e2e: imprint on a booted Debian 12 (systemd-nspawn)', function () {
     });
     it('on the clone, sshd did not start before the clone\'s own host keys were in place', async () => {
       const journal = await bootJournal(c);
-      const generated = journal.findIndex((l) => /imprint: host-keys: generated /.test(l));
+      const generated = journal.findIndex((l) => /imprint\[\d+\]: host-keys: generated /.test(l));
       const listening = journal.findIndex((l) => /sshd\[\d+\]: Server listening/.test(l));
-      const excerpt = journal.filter((l) => /imprint: (instance|host-keys|metadata)|Server listening|Started imprint/.test(l)).join('\n');
+      const excerpt = journal.filter((l) => /imprint\[\d+\]: (instance|host-keys|metadata)|Server listening|Started imprint/.test(l)).join('\n');
       assert.ok(generated >= 0 && listening >= 0, `journal:\n${journal.join('\n').slice(-3000)}`);
       assert.ok(generated < listening, `sshd was listening (with the first instance's host keys) before imprint made the clone's own:\n${excerpt}`);
     });
