@@ -1,7 +1,8 @@
 import type { MetadataConfig } from '../config.js';
 import { ImprintError } from '../os/errors.js';
-import { BodyError, HttpClient, TransientHttpError, type HttpResponse } from '../os/http.js';
-import { Deadline, delay } from './deadline.js';
+import { BodyError, type HttpResponse } from '../os/http.js';
+import { Deadline } from './deadline.js';
+import { RetryingHttp } from './retrying-http.js';
 import { INSTANCE_ID, type IdentityDocument, type InstanceMetadata, type LaunchKey } from './types.js';
 
 // The EC2 instance metadata API, as AWS, 3DS Outscale, OpenStack and Eucalyptus serve it.
@@ -34,16 +35,12 @@ export interface Ec2Hooks {
 type Session = { kind: 'v2'; token: string } | { kind: 'v1' };
 
 export class Ec2MetadataClient {
-  private readonly http: HttpClient;
+  private readonly http: RetryingHttp;
   /** The session every request shares; concurrent requests wait for the same token PUT. */
   private sessionStart: Promise<Session> | null = null;
   private session: Session | null = null;
-  /** Grows when the service is slower than the configured timeout, so a slow service still answers. */
-  private timeoutMs: number;
-
   constructor(private readonly config: MetadataConfig, private readonly deadline: Deadline, private readonly hooks: Ec2Hooks = {}) {
-    this.http = new HttpClient({ maxBodyBytes: config.maxBodyBytes, maxConnections: KEY_CONCURRENCY });
-    this.timeoutMs = config.requestTimeoutMs;
+    this.http = new RetryingHttp({ maxBodyBytes: config.maxBodyBytes, maxConnections: KEY_CONCURRENCY, requestTimeoutMs: config.requestTimeoutMs }, hooks);
   }
 
   get protocol(): 'IMDSv2' | 'IMDSv1' | 'none yet' {
@@ -58,30 +55,9 @@ export class Ec2MetadataClient {
    * Sends one request, retrying transient failures and 5xx answers until the deadline (the
    * phase's, or a key's share of it).
    */
-  private async attempt(method: 'GET' | 'PUT', path: string, headers: Record<string, string>, deadline: Deadline = this.deadline): Promise<HttpResponse> {
-    let lastProblem = 'no attempt made';
-    for (let attempt = 0; ; attempt += 1) {
-      if (deadline.expired) {
-        const seconds = deadline.totalMs / 1000;
-        const message = `metadata service at ${this.config.url} gave no usable answer within ${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s (last: ${lastProblem})`;
-        throw deadline === this.deadline ? new ImprintError(message) : new ShareExpiredError(message);
-      }
-      const started = performance.now();
-      try {
-        const res = await this.http.send(method, `${this.config.url}${path}`, headers, Math.min(this.timeoutMs, deadline.remaining()));
-        this.hooks.log?.(`${method} ${path} ${res.status} ${Math.round(performance.now() - started)} ms`);
-        if (res.status < 500) return res;
-        lastProblem = `${method} ${path}: HTTP ${res.status}`;
-      } catch (err) {
-        if (!(err instanceof TransientHttpError)) throw err;
-        lastProblem = err.message;
-        if (/no answer within/.test(err.message)) this.timeoutMs = Math.min(this.timeoutMs * 2, 60_000);
-        this.hooks.log?.(`${method} ${path} failed: ${err.message}`);
-      }
-      const wait = deadline.backoffMs(attempt);
-      this.hooks.waiting?.(`waiting for the metadata service (${lastProblem})`, this.deadline);
-      await delay(wait);
-    }
+  private attempt(method: 'GET' | 'PUT', path: string, headers: Record<string, string>, deadline: Deadline = this.deadline): Promise<HttpResponse> {
+    const expired = (message: string): Error => (deadline === this.deadline ? new ImprintError(message) : new ShareExpiredError(message));
+    return this.http.send(method, this.config.url, path, headers, deadline, { phase: this.deadline, expired });
   }
 
   private async startSession(): Promise<Session> {

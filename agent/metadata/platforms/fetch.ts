@@ -1,7 +1,8 @@
 import type { MetadataConfig } from '../../config.js';
 import { ImprintError } from '../../os/errors.js';
-import { BodyError, HttpClient, TransientHttpError, type HttpResponse } from '../../os/http.js';
-import { delay, type Deadline } from '../deadline.js';
+import { BodyError, type HttpResponse } from '../../os/http.js';
+import type { Deadline } from '../deadline.js';
+import { RetryingHttp } from '../retrying-http.js';
 import type { Ec2Hooks } from '../ec2.js';
 
 // The HTTP side every network dialect shares: one bounded client (agent/os/http.ts: size
@@ -19,8 +20,7 @@ export interface Request {
 }
 
 export class PlatformHttp {
-  private readonly http: HttpClient;
-  private timeoutMs: number;
+  private readonly http: RetryingHttp;
 
   constructor(
     readonly base: string,
@@ -31,8 +31,7 @@ export class PlatformHttp {
     private readonly always: Record<string, string> = {},
   ) {
     // A dialect's reads are a handful of documents: a few sockets, as for EC2's key fan-out.
-    this.http = new HttpClient({ maxBodyBytes: config.maxBodyBytes, maxConnections: 4 });
-    this.timeoutMs = config.requestTimeoutMs;
+    this.http = new RetryingHttp({ maxBodyBytes: config.maxBodyBytes, maxConnections: 4, requestTimeoutMs: config.requestTimeoutMs }, hooks);
   }
 
   async close(): Promise<void> {
@@ -41,29 +40,7 @@ export class PlatformHttp {
 
   /** One request, retried while the failure is transient (no answer, 5xx), until the deadline. */
   async send(path: string, req: Request = {}): Promise<HttpResponse> {
-    const method = req.method ?? 'GET';
-    const base = req.base ?? this.base;
-    let lastProblem = 'no attempt made';
-    for (let attempt = 0; ; attempt += 1) {
-      if (this.deadline.expired) {
-        const seconds = this.deadline.totalMs / 1000;
-        throw new ImprintError(`metadata service at ${base} gave no usable answer within ${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s (last: ${lastProblem})`);
-      }
-      const started = performance.now();
-      try {
-        const res = await this.http.send(method, `${base}${path}`, { ...this.always, ...req.headers }, Math.min(this.timeoutMs, this.deadline.remaining()), req.body);
-        this.hooks.log?.(`${method} ${path} ${res.status} ${Math.round(performance.now() - started)} ms`);
-        if (res.status < 500) return res;
-        lastProblem = `${method} ${path}: HTTP ${res.status}`;
-      } catch (err) {
-        if (!(err instanceof TransientHttpError)) throw err;
-        lastProblem = err.message;
-        if (/no answer within/.test(err.message)) this.timeoutMs = Math.min(this.timeoutMs * 2, 60_000);
-        this.hooks.log?.(`${method} ${path} failed: ${err.message}`);
-      }
-      this.hooks.waiting?.(`waiting for the metadata service (${lastProblem})`, this.deadline);
-      await delay(this.deadline.backoffMs(attempt));
-    }
+    return this.http.send(req.method ?? 'GET', req.base ?? this.base, path, { ...this.always, ...req.headers }, this.deadline, { body: req.body });
   }
 
   /** The body of a 200; null on 404; anything else is an error naming the path. */
