@@ -168,7 +168,7 @@ export class AuditContext {
       if (firstBoot !== null) {
         // Judged as it will be after first boot: imprint's own plan, checked by the image's sshd.
         const settled = await settlePlan(this.root, firstBoot, oracle, true);
-        proof = await proveKeysOnly(this.root, oracle, { throwawayKey: true, candidates: settled.plan.candidates });
+        proof = settled.proof ?? (await proveKeysOnly(this.root, oracle, { throwawayKey: true }));
         afterFirstBoot = 'imprint.service is enabled in the image: judged as after its first boot, which makes sshd keys-only';
       } else {
         proof = await proveKeysOnly(this.root, oracle, { throwawayKey: true });

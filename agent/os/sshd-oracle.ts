@@ -54,6 +54,8 @@ export interface SshdAnswers {
   throwawayKey: boolean;
   /** How many sshd processes answered (for the report). */
   runs: number;
+  /** How many processes imprint started for them (sandbox or sshd): the cost on the boot's path. */
+  starts: number;
 }
 
 export interface SshdOracle {
@@ -189,12 +191,12 @@ function sandboxed(mode: 'image-sshd' | 'host-sshd', sshd: string, base: Sandbox
     },
     effective: (q) => withFullSpecs(q, async (query) => {
       try {
-        return { answers: await ask(query, null), throwawayKey: false, runs: query.specs.length };
+        return { answers: await ask(query, null), throwawayKey: false, runs: query.specs.length, starts: 1 };
       } catch (err) {
         if (!query.throwawayKey || !noHostKeys(errorMessage(err))) throw err;
       }
       const answers = await ask(query, await throwawayKey());
-      return { answers: answers.map((a) => withoutKey(a, THROWAWAY_KEY)), throwawayKey: true, runs: 2 * query.specs.length };
+      return { answers: answers.map((a) => withoutKey(a, THROWAWAY_KEY)), throwawayKey: true, runs: 2 * query.specs.length, starts: 2 };
     }),
   };
 }
@@ -245,7 +247,7 @@ function liveOracle(sshd: string): SshdOracle {
           await writeFile(file, text, { mode: 0o600, flag: 'wx' });
         }
         try {
-          return { answers: await batch(query, null), throwawayKey: false, runs: query.specs.length };
+          return { answers: await batch(query, null), throwawayKey: false, runs: query.specs.length, starts: query.specs.length };
         } catch (err) {
           if (!query.throwawayKey || !noHostKeys(errorMessage(err))) throw err;
         }
@@ -254,7 +256,7 @@ function liveOracle(sshd: string): SshdOracle {
           const key = path.join(scratch, 'hostkey');
           await writeFile(key, await throwawayKey(), { mode: 0o600 });
           const answers = await batch(query, key);
-          return { answers: answers.map((a) => withoutKey(a, key)), throwawayKey: true, runs: 2 * query.specs.length };
+          return { answers: answers.map((a) => withoutKey(a, key)), throwawayKey: true, runs: 2 * query.specs.length, starts: 2 * query.specs.length };
         } finally {
           await rm(scratch, { recursive: true, force: true });
         }

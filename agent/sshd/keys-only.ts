@@ -182,8 +182,15 @@ export interface SettledPlan {
   /** The settings that will be applied (core, and the extras sshd accepts). */
   settings: Setting[];
   rejected: RejectedSetting[];
-  /** sshd -T runs the checks took (one per candidate checked). */
+  /** sshd -T runs the checks took (one per login context of each candidate checked). */
   runs: number;
+  /** Processes started for them (one sandbox per candidate checked). */
+  starts: number;
+  /**
+   * sshd's proof on the candidate files as checked (every login context, in the same run as the
+   * check), when there are candidates; files written byte for byte as checked need no other.
+   */
+  proof?: KeysOnlyProof;
 }
 
 /** sshd's messages about one file line ("<file> line <n>: ..."), or null when it names none. */
@@ -202,14 +209,17 @@ export async function settlePlan(root: RootTree, config: Config, oracle: SshdOra
   let settings = desiredSettings(config);
   const rejected: RejectedSetting[] = [];
   let runs = 0;
+  let starts = 0;
   for (;;) {
     const plan = await planSshdConfig(root, config, settings);
-    if (plan.candidates.size === 0) return { plan, settings, rejected, runs };
+    if (plan.candidates.size === 0) return { plan, settings, rejected, runs, starts };
     try {
-      runs += 1;
-      await checkCandidates(root, oracle, plan.candidates, [null], throwawayKey);
-      return { plan, settings, rejected, runs };
+      // The check and the proof in one sandbox: sshd -T without -C, then with -C per context.
+      const proof = await proveKeysOnly(root, oracle, { throwawayKey, candidates: plan.candidates });
+      return { plan, settings, rejected, runs: runs + proof.runs, starts: starts + proof.starts, proof };
     } catch (err) {
+      runs += 1;
+      starts += 1;
       if (!(err instanceof SshdRejected)) throw err;
       const extras = settings.filter((s) => s.from !== undefined);
       const named = plan.written.filter((w) => w.setting.from !== undefined).map((w) => ({ w, why: messagesAbout(err.sshdMessage, w.file, w.line) })).filter((x) => x.why !== null);
@@ -239,6 +249,7 @@ export interface KeysOnlyProof {
   /** Contexts that still take a password, with the lines responsible. */
   failures: string[];
   runs: number;
+  starts: number;
   throwawayKey: boolean;
 }
 
@@ -281,5 +292,5 @@ export async function proveKeysOnly(root: RootTree, oracle: SshdOracle, opts: { 
       .map((r) => `${r.file}:${r.index + 1} (${r.line.raw.trim()})`);
     failures.push(`${specText(spec)}: ${open.join(', ')}${culprits.length > 0 ? `; set by ${culprits.join(', ')}` : ' (sshd\'s default: no line sets it)'}`);
   });
-  return { global: answers.answers[0] as Map<string, string[]>, contexts, failures, runs: answers.runs, throwawayKey: answers.throwawayKey };
+  return { global: answers.answers[0] as Map<string, string[]>, contexts, failures, runs: answers.runs, starts: answers.starts, throwawayKey: answers.throwawayKey };
 }

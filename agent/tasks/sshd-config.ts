@@ -9,10 +9,11 @@ import { normalValue, type Setting } from '../sshd/desired.js';
 import { proveKeysOnly, settlePlan, type KeysOnlyProof } from '../sshd/keys-only.js';
 
 // Keys-only sshd for every user and every Match context (the decisions are in sshd/keys-only.ts):
-// the candidate files are checked by the image's own sshd before they replace anything, the
-// written files are checked again (and rolled back if sshd rejects them), and then sshd proves
-// keys-only with `sshd -T -C` for every login context. The report's `effective` settings are
-// that proof's.
+// the candidate files are checked by the image's own sshd before they replace anything, in one
+// sandbox start that also proves keys-only with `sshd -T -C` for every login context. The
+// written files are then read back and compared byte for byte with what sshd checked (and rolled
+// back if they differ): sshd is not started a second time on the boot's path. The report's
+// `effective` settings are that proof's.
 
 export { DROP_IN, planSshdConfig } from '../sshd/keys-only.js';
 
@@ -53,7 +54,7 @@ export const sshdConfigTask: Task = {
     if (settled.rejected.length > 0) {
       throw new ImprintError(`${settled.rejected.map((r) => r.problem).join('; ')}; a real run would apply the keys-only settings without ${settled.rejected.length === 1 ? 'it' : 'them'} and exit 1`);
     }
-    const proof = await proveKeysOnly(ctx.root, oracle, { throwawayKey: true, candidates: settled.plan.candidates });
+    const proof = settled.proof ?? (await proveKeysOnly(ctx.root, oracle, { throwawayKey: true }));
     const lines = settled.plan.changes.length === 0
       ? ['no change: sshd already keeps the keys-only settings']
       : [`mode: ${settled.plan.mode}`, ...settled.plan.changes.map((c) => `would ${c}`)];
@@ -69,34 +70,40 @@ export const sshdConfigTask: Task = {
     await removeStaleChecks(ctx);
     const oracle = await sshdOracle(ctx.root);
     rec.verbose(`checking with sshd in ${oracle.mode} mode`);
-    const { plan, settings, rejected, runs } = await settlePlan(ctx.root, ctx.config, oracle, false);
+    const { plan, settings, rejected, runs, starts, proof: checked } = await settlePlan(ctx.root, ctx.config, oracle, false);
     for (const r of rejected) rec.warn(r.problem);
 
     let proof: KeysOnlyProof;
-    if (plan.candidates.size > 0) {
+    let proofStarts = 0;
+    if (plan.candidates.size > 0 && checked) {
       const previous = new Map<string, { text: string | null; mode: number; uid: number; gid: number }>();
       for (const file of plan.candidates.keys()) {
         const info = await statTree(ctx.root, file);
         previous.set(file, { text: await readTreeText(ctx.root, file), mode: info ? info.mode & 0o7777 : 0o644, uid: info?.uid ?? 0, gid: info?.gid ?? 0 });
       }
-      for (const [file, text] of plan.candidates) {
-        const old = previous.get(file);
-        await writeTreeFileAtomic(ctx.root, file, text, { mode: old?.mode ?? 0o644, uid: old?.uid ?? 0, gid: old?.gid ?? 0 });
-      }
-      for (const change of plan.changes) rec.action(change);
       try {
-        // The real files, read the way sshd will read them: validated, and the proof below.
-        proof = await proveKeysOnly(ctx.root, oracle);
+        for (const [file, text] of plan.candidates) {
+          const old = previous.get(file);
+          await writeTreeFileAtomic(ctx.root, file, text, { mode: old?.mode ?? 0o644, uid: old?.uid ?? 0, gid: old?.gid ?? 0 });
+        }
+        // What sshd will read is what it checked, byte for byte: its verdict on the staged
+        // copies holds for the files (staging only renames the Include chain, see staging.ts).
+        for (const [file, text] of plan.candidates) {
+          if ((await readTreeText(ctx.root, file)) !== text) throw new ImprintError(`${file} does not read back as written`);
+        }
       } catch (err) {
         for (const [file, old] of previous) {
           if (old.text === null) await shredTreeFile(ctx.root, file);
           else await writeTreeFileAtomic(ctx.root, file, old.text, old);
         }
-        throw new ImprintError(`sshd rejected the written configuration; rolled back to the old files: ${errorMessage(err)}`);
+        throw new ImprintError(`the written configuration is not the one sshd checked; rolled back to the old files: ${errorMessage(err)}`);
       }
+      for (const change of plan.changes) rec.action(change);
+      proof = checked;
     } else {
       rec.action('sshd already keeps the keys-only settings; no file changed');
       proof = await proveKeysOnly(ctx.root, oracle);
+      proofStarts = proof.starts;
     }
 
     const effective = proof.global;
@@ -105,8 +112,10 @@ export const sshdConfigTask: Task = {
     rec.detail('checkedWith', oracle.mode);
     rec.detail('effective', summary);
     rec.detail('contexts', proof.contexts.length);
-    // Each check is one sandbox start; the proof's contexts share one.
-    rec.detail('sshdRuns', runs + proof.runs);
+    // sshd -T runs, and the processes started for them: on a tree, one sandbox for the check
+    // and every context's proof together.
+    rec.detail('sshdRuns', proofStarts > 0 ? proof.runs : runs);
+    rec.detail('sshdStarts', starts + proofStarts);
     rec.action(`effective: ${['passwordauthentication', 'kbdinteractiveauthentication', 'pubkeyauthentication', 'permitrootlogin', 'permitemptypasswords'].map((k) => `${k} ${summary[k] ?? '?'}`).join(', ')}`);
     const problems = [
       ...rejected.map((r) => r.problem),

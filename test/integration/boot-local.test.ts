@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { imprint } from '../support/cli.js';
 import { effectiveSshd, hostKeyPairs, setting, shadowLines, shadowStates } from '../support/checks.js';
@@ -187,6 +187,33 @@ describe('imprint boot --root: local phase', function () {
     const again = await imprint(['boot', '--root', root]);
     assert.match(again.stdout, /host-keys: already done/);
     assert.match(again.stderr + again.stdout, /sshd-config: error: [^\n]*sshd rejects NoSuchOption/);
+  });
+
+  it('checks and proves keys-only in one sshd start: sshd -T once per login context, the written files compared with the checked bytes', async () => {
+    await writeConfig(root, FAST_KEYS_CONFIG);
+    const run = await imprint(['boot', '--root', root, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as { tasks: { task: string; details: { sshdStarts?: number; sshdRuns?: number; contexts?: number } }[] };
+    const sshd = report.tasks.find((t) => t.task === 'sshd-config')?.details;
+    assert.equal(sshd?.sshdStarts, 1, 'one sandbox start on the boot\'s path (the check used to be repeated on the written files)');
+    assert.equal(sshd?.sshdRuns, 1 + (sshd?.contexts ?? NaN), 'sshd -T without -C, then one per login context');
+    assert.equal(setting(await effectiveSshd(root), 'passwordauthentication'), 'no', 'the tree\'s sshd agrees on the written files');
+  });
+
+  it('a candidate sshd refuses is never written: the sshd files stay byte for byte, and the task says so', async () => {
+    await writeConfig(root, FAST_KEYS_CONFIG);
+    const sshdDir = path.join(root, 'etc/ssh');
+    // The image's own drop-in breaks the configuration: every candidate read with it is refused.
+    await appendFile(path.join(sshdDir, 'sshd_config.d/50-cloud-init.conf'), 'NoSuchKeyword yes\n');
+    const files = async (): Promise<string[]> => [
+      await readFile(path.join(sshdDir, 'sshd_config'), 'utf8'),
+      ...(await Promise.all((await readdir(path.join(sshdDir, 'sshd_config.d'))).sort().map(async (f) => `${f}\n${await readFile(path.join(sshdDir, 'sshd_config.d', f), 'utf8')}`))),
+    ];
+    const before = await files();
+    const run = await imprint(['boot', '--root', root]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stderr + run.stdout, /sshd-config: error: [^\n]*sshd rejected the new configuration; the old one is kept: [^\n]*NoSuchKeyword/);
+    assert.deepEqual(await files(), before);
   });
 
   it('changes nothing on a second run for the same instance', async () => {
