@@ -38,7 +38,7 @@ interface Run {
   saving: Promise<void>;
   /** Background tasks still running (awaited before the boot ends). */
   background: Promise<void>[];
-  /** Metadata asked for before the local phase, to confirm the instance. */
+  /** Metadata asked for at process start, in parallel with the local phase. */
   early?: Promise<Resolution>;
 }
 
@@ -155,8 +155,7 @@ async function confirmInstance(run: Run, match: StateMatch, hint: LocalIdentity)
   const known = run.state.instanceId;
   let answer: string | null | undefined;
   const budget = Math.min(CONFIRM_BUDGET_MS, opts.config.metadata.deadlineMs);
-  if (!opts.dryRun && networkTasksWanted(opts).length > 0) {
-    run.early = startResolution(opts);
+  if (run.early) {
     answer = await Promise.race([run.early.then((r) => r.metadata?.instanceId ?? null, () => null), delay(budget, { unref: true }).then(() => undefined)]);
   } else if (match === 'same-hint') {
     return;
@@ -189,10 +188,18 @@ async function confirmInstance(run: Run, match: StateMatch, hint: LocalIdentity)
 
 const CONFIRM_BUDGET_MS = 5_000;
 
-async function networkPhase(run: Run): Promise<void> {
+/**
+ * Runs from process start, beside the local phase: the metadata is asked for (and the HTTP stack
+ * loaded) while ssh-keygen works. Its tasks wait for the local phase's own tasks (`local`): they
+ * need the key's user (default-user) and the account files left alone by passwords, and they ask
+ * sshd where that user's keys go, which the sshd-config task may change. That is the moment
+ * READY is sent, so the launch key lands right with it, not after another round trip.
+ */
+async function networkPhase(run: Run, local: Promise<void>): Promise<void> {
   const { opts, ctx, report } = run;
   const wanted = networkTasksWanted(opts);
   if (wanted.length === 0 || opts.dryRun) {
+    await local;
     if (opts.dryRun && wanted.length > 0) opts.out.info('metadata', `would ask: ${opts.config.metadata.sources.join(', ')}`);
     await runTasks(run, NETWORK_TASKS);
     return;
@@ -203,6 +210,7 @@ async function networkPhase(run: Run): Promise<void> {
   try {
     resolved = await (run.early ?? startResolution(opts));
   } catch (err) {
+    await local;
     meta.error = errorMessage(err);
     if (wanted.every((t) => run.state.completed[t.name])) {
       // A reboot of a provisioned instance: its keys are in place; an unreachable service is
@@ -219,6 +227,7 @@ async function networkPhase(run: Run): Promise<void> {
     return;
   }
   try {
+    await local;
     const md = resolved.metadata;
     if (!md) {
       opts.out.info('metadata', `${resolved.platform ? `${resolved.platform} gave no metadata` : `no source answered (${opts.config.metadata.sources.join(', ')})`}; network tasks skipped`);
@@ -290,11 +299,17 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
     instance: { id: state.instanceId ?? hint.id, source: hint.source, previous }, metadata: null, tasks: [], status: 'ok', exitCode: 0,
   };
   const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none' && match !== 'ask-metadata', saving: Promise.resolve(), background: [] };
+  // Asked at once, on every boot: the HTTP stack loads and the key is fetched while ssh-keygen
+  // works. Never on a dry run (it makes no request) nor when no network task is on.
+  if (!opts.dryRun && networkTasksWanted(opts).length > 0) run.early = startResolution(opts);
   await confirmInstance(run, match, hint);
-  await runTasks(run, LOCAL_TASKS);
+  const local = runTasks(run, LOCAL_TASKS);
+  const network = networkPhase(run, local);
+  network.catch(() => undefined); // awaited below; a local failure must not leave it unobserved
+  await local;
   // Host keys exist and sshd is keys-only: sshd may start while the network phase goes on.
   if (!opts.dryRun) void notifySystemd({ READY: '1', STATUS: 'local phase done; asking the metadata service' });
-  await networkPhase(run);
+  await network;
   // Disk and package work: needs no metadata, and sshd is not waiting for it.
   await runTasks(run, LATE_TASKS);
   await Promise.all(run.background);
