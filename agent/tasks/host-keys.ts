@@ -5,6 +5,7 @@ import type { TaskRecorder } from '../boot/report.js';
 import { ImprintError } from '../os/errors.js';
 import { listTreeDir, readTreeText, replaceTreeFile, setTreeOwnership, shredTreeFile } from '../os/files.js';
 import { generateKeyPair, type HostKeyType } from '../os/ssh-keygen.js';
+import { lowerPriority } from '../os/priority.js';
 import { groupEntries, parseAccountFile } from '../parsers/accounts.js';
 import { fingerprintLine, parsePublicKey } from '../parsers/ssh-public-key.js';
 import { sshdOracle } from '../os/sshd-oracle.js';
@@ -27,6 +28,8 @@ export interface KeyInProgress {
   key: WantedKey;
   temp: string;
   done: Promise<void>;
+  /** Its ssh-keygen's process id, once started. */
+  pid?: number;
 }
 
 /** Keys still being generated when the host-keys task finished, for host-keys-late. */
@@ -130,15 +133,19 @@ async function sshdLoadsKeysPerConnection(ctx: TaskContext): Promise<boolean> {
   return version !== null && (version[0] < 9 || (version[0] === 9 && version[1] < 8));
 }
 
-async function generate(ctx: TaskContext, keys: WantedKey[], comment: string): Promise<{ inProgress: KeyInProgress[]; generated: Promise<void> }> {
+async function generate(ctx: TaskContext, keys: WantedKey[], comment: string, background = false): Promise<{ inProgress: KeyInProgress[]; generated: Promise<void> }> {
   for (const k of keys) await ctx.root.assertNoSymlinks(path.posix.dirname(k.path));
   // RSA first: it is the long one. New keys are made beside their final names, so if
   // generation fails the image's keys are still there and sshd can still start.
   const inProgress = [...keys].sort((a, b) => Number(SLOW_TYPES.has(b.type)) - Number(SLOW_TYPES.has(a.type))).map((key) => {
     const temp = `${path.posix.dirname(key.path)}/.imprint-new-${randomBytes(6).toString('hex')}`;
-    const done = generateKeyPair(key.type, key.bits, ctx.root.path(temp), comment);
-    done.catch(() => undefined); // awaited by whoever installs the key; never unhandled meanwhile
-    return { key, temp, done };
+    const entry: KeyInProgress = { key, temp, done: Promise.resolve() };
+    entry.done = generateKeyPair(key.type, key.bits, ctx.root.path(temp), comment, (pid) => {
+      entry.pid = pid;
+      if (background) lowerPriority(pid);
+    });
+    entry.done.catch(() => undefined); // awaited by whoever installs the key; never unhandled meanwhile
+    return entry;
   });
   const generated = allDone(inProgress);
   generated.catch(() => undefined); // the same: a failure is reported by whoever awaits it
@@ -218,6 +225,8 @@ async function replaceKeys(ctx: TaskContext, rec: TaskRecorder, wanted: WantedKe
   const fast = inProgress.filter((k) => !SLOW_TYPES.has(k.key.type));
   const late = perConnection && fast.length > 0 ? inProgress.filter((k) => SLOW_TYPES.has(k.key.type)) : [];
   const now = inProgress.filter((k) => !late.includes(k));
+  // sshd does not wait for these: they yield the cores to the keys and checks it does wait for.
+  for (const k of late) lowerPriority(k.pid);
   try {
     await allDone(now);
   } catch (err) {
@@ -324,7 +333,7 @@ export const hostKeysLateTask: Task = {
         if (pub === null || (await readTreeText(ctx.root, k.path)) === null) missing.push(k);
       }
       if (missing.length === 0) return 'skipped';
-      const { inProgress, generated } = await generate(ctx, missing, `root@${await hostname(ctx)}`);
+      const { inProgress, generated } = await generate(ctx, missing, `root@${await hostname(ctx)}`, true);
       pending = { keys: inProgress, generated, group: await sshKeysGroup(ctx), all: wanted };
     }
     try {
