@@ -131,6 +131,7 @@ async function tryLock(own: string, lock: string, display: string): Promise<Lock
   const handle = await open(own, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
   try {
     await handle.writeFile(`${process.pid}\0`);
+    // Crash safety: a lock left by a crash must hold its PID, or shadow-utils refuses it as not stale forever.
     await handle.datasync();
   } finally {
     await handle.close();

@@ -264,6 +264,7 @@ export async function swapOn(name: string): Promise<void> {
 /** Zeros a swap file in place (its blocks stay where they are, as swap files need). */
 export async function zeroFileInPlace(file: string): Promise<void> {
   const size = (await stat(file)).size;
+  // conv=fsync: the zeros must be on disk before mkswap and swapon reuse the blocks (the old swap's secrets).
   await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${size}`, 'iflag=count_bytes', 'conv=notrunc,fsync', 'status=none'], { timeoutMs: WORK_MS });
 }
 

@@ -62,6 +62,7 @@ export async function listTreeDir(root: RootTree, inTree: string): Promise<strin
   }
 }
 
+/** Makes a directory's entries (renames, unlinks) durable; one call covers every change made in it so far. */
 async function fsyncDir(hostDir: string): Promise<void> {
   const handle = await open(hostDir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
@@ -96,6 +97,7 @@ export async function writeNewFile(hostPath: string, data: string | Buffer, own:
     await handle.writeFile(data);
     if (own.uid !== undefined || own.gid !== undefined) await handle.chown(own.uid ?? 0, own.gid ?? 0);
     await handle.chmod(own.mode);
+    // Crash safety: the name must never be renamed onto blocks not yet on disk (an empty file after a crash).
     await handle.sync();
   } catch (err) {
     await handle.close();
@@ -120,19 +122,25 @@ export async function writeTreeFileAtomic(root: RootTree, inTree: string, data: 
   await writeNewFile(temp, data, own);
   crashPoint(`before rename ${inTree}`);
   await rename(temp, target);
+  // Crash safety: the rename is on disk before the state file can record the change as done.
   await fsyncDir(dir);
   crashPoint(`after rename ${inTree}`);
   await restoreContexts(root, [inTree]);
 }
 
-/** Moves a prepared file (already in the target's directory) over the target, durably. */
-export async function replaceTreeFile(root: RootTree, fromHostPath: string, inTree: string): Promise<void> {
+/**
+ * Moves a prepared file (already in the target's directory) over the target, durably. With
+ * `syncDir: false` the caller makes it durable with the next rename in the same directory
+ * (a key pair: the private half, then the public one, one directory sync for both).
+ */
+export async function replaceTreeFile(root: RootTree, fromHostPath: string, inTree: string, opts: { syncDir?: boolean } = {}): Promise<void> {
   await root.assertNoSymlinks(inTree);
   const target = root.path(inTree);
   if (path.dirname(fromHostPath) !== path.dirname(target)) throw new ImprintError(`internal: ${fromHostPath} is not beside ${inTree}`);
   crashPoint(`before rename ${inTree}`);
   await rename(fromHostPath, target);
-  await fsyncDir(path.dirname(target));
+  // Crash safety: the rename is on disk before the state file can record the change as done.
+  if (opts.syncDir !== false) await fsyncDir(path.dirname(target));
   crashPoint(`after rename ${inTree}`);
   await restoreContexts(root, [inTree]);
 }
@@ -166,6 +174,7 @@ export async function shredTreeFile(root: RootTree, inTree: string): Promise<'sh
     const handle = await open(host, constants.O_WRONLY | constants.O_NOFOLLOW);
     try {
       await handle.write(randomBytes(info.size), 0, info.size, 0);
+      // Needed: the dirty pages of a file unlinked before writeback are dropped, never written, so without it the old key stays on disk.
       await handle.sync();
     } finally {
       await handle.close();
@@ -173,8 +182,9 @@ export async function shredTreeFile(root: RootTree, inTree: string): Promise<'sh
     result = 'shredded';
     crashPoint(`shred ${inTree}`);
   }
+  // No directory sync: the content is already overwritten on disk, so a crash that undoes the
+  // unlink brings back random bytes only, and the task is not yet recorded done (it runs again).
   await unlink(host);
-  await fsyncDir(path.dirname(host));
   crashPoint(`unlink ${inTree}`);
   return result;
 }

@@ -241,6 +241,7 @@ async function makeUserDir(chain: DirChain, user: HomeUser, name: string, inTree
       if (!made.isDirectory() || made.uid !== me) refuse(inTree, 'the directory being created was replaced');
       await handle.chown(user.uid, user.gid);
       await handle.chmod(0o700);
+      // Crash safety: the directory's owner and mode are on disk before its name appears.
       await handle.sync();
     } finally {
       await handle.close();
@@ -253,6 +254,7 @@ async function makeUserDir(chain: DirChain, user: HomeUser, name: string, inTree
     if (code === 'ENOTDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR') refuse(inTree, 'it appeared while imprint was creating it');
     throw err;
   }
+  // Crash safety: ~/.ssh exists on disk before the key file written into it is recorded done.
   await parent.handle.sync();
   crashPoint(`after rename ${inTree}`);
   const dir = await openChildDir(chain, parent, name, inTree);
@@ -370,6 +372,7 @@ export async function writeHomeFile(root: RootTree, user: HomeUser, rel: string,
     }
     crashPoint(`before rename ${inTree}`);
     await rename(temp, target);
+    // Crash safety: the launch key's rename is on disk before the state records it as written.
     await dir.handle.sync();
     crashPoint(`after rename ${inTree}`);
     await restoreContexts(root, [...created, inTree]);

@@ -138,6 +138,7 @@ export class TreeDir {
   }
 
   async sync(): Promise<void> {
+    // Seal: the image captured after seal must not get back an entry seal removed.
     await this.handle.sync();
   }
 
@@ -156,6 +157,7 @@ async function overwrite(handle: FileHandle, size: number): Promise<void> {
     if (bytesWritten <= 0) throw new ImprintError('short write while overwriting');
     pos += bytesWritten;
   }
+  // Needed: an overwrite left in the page cache of a file about to be unlinked never reaches the disk.
   await handle.sync();
 }
 
@@ -184,6 +186,7 @@ async function overwriteAllocated(handle: FileHandle, size: number, allocated: n
     }
     pos += bytesRead;
   }
+  // Needed: an overwrite left in the page cache of a file about to be unlinked never reaches the disk.
   await handle.sync();
   if (pos >= size || written >= allocated) return null;
   return `sparse file of ${size} bytes (${allocated} allocated): only its first ${pos} bytes were read and their data overwritten; the rest was unlinked without overwriting`;
@@ -267,6 +270,7 @@ export async function truncateAt(dir: TreeDir, name: string | Buffer, inTree: st
     if (held.nlink !== 1) throw new ImprintError(`refusing ${inTree}: it has ${held.nlink} hard links (emptying it would empty the other names too)`, 'unsafe-path');
     if (held.size === 0) return 0;
     await handle.truncate(0);
+    // Seal: the emptied log is empty in the image captured afterwards, not only in the page cache.
     await handle.sync();
     crashPoint(`truncate ${inTree}`);
     return held.size;
@@ -430,6 +434,7 @@ export async function zeroFill(dir: TreeDir, inTree: string, limit: number): Pro
         throw err;
       }
     }
+    // Needed: zeros still in the page cache of a file about to be unlinked never reach the free blocks.
     await handle.sync().catch((err: unknown) => {
       if (code(err) !== 'ENOSPC') throw err;
     });

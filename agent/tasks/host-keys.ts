@@ -171,7 +171,8 @@ async function install(ctx: TaskContext, rec: TaskRecorder, keys: KeyInProgress[
   for (const { key, temp } of keys) {
     await setTreeOwnership(ctx.root, temp, group === undefined ? { mode: 0o600, uid: 0, gid: 0 } : { mode: 0o640, uid: 0, gid: group });
     await setTreeOwnership(ctx.root, `${temp}.pub`, { mode: 0o644, uid: 0, gid: 0 });
-    await replaceTreeFile(ctx.root, ctx.root.path(temp), key.path);
+    // One directory sync for the pair: the .pub's rename, in the same directory, makes both durable.
+    await replaceTreeFile(ctx.root, ctx.root.path(temp), key.path, { syncDir: false });
     await replaceTreeFile(ctx.root, ctx.root.path(`${temp}.pub`), `${key.path}.pub`);
     const fp = await fingerprintOf(ctx, `${key.path}.pub`);
     if (fp === null) throw new ImprintError(`${key.path}.pub was not written correctly`);
