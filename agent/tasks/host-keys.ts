@@ -42,11 +42,20 @@ export interface PendingHostKeys {
 }
 
 /**
- * RSA's prime search takes 0.2 to 2 s; ed25519 and ecdsa take milliseconds. Up to OpenSSH 9.7
- * sshd re-executes itself for every connection and loads the host keys from disk each time,
- * so a key written after sshd started is offered to the next connection with no reload: sshd
- * can start on the fast keys and RSA joins when it is ready. From 9.8 the listener hands the
- * keys to sshd-session, so there RSA is waited for.
+ * RSA's prime search takes 0.2 to 2 s; ed25519 and ecdsa take milliseconds: sshd is let start on
+ * the fast keys, and RSA is installed when it is ready.
+ *  - Up to OpenSSH 9.7 sshd re-executes itself for every connection and loads the host keys
+ *    from disk each time: the next connection is offered RSA, with no reload.
+ *  - From 9.8 the listener loads the keys once, when it starts, and hands them to sshd-session
+ *    (seen with Debian 13's OpenSSH 10.0: a key added after start is not offered). A reload
+ *    would offer it, but SIGHUP makes the listener close its listening sockets and re-execute
+ *    itself (sshd.c sighup_restart: close_listen_socks, then execv): connections arriving
+ *    meanwhile are refused and those queued are dropped, just when the first login is being
+ *    tried. So there is no reload: sshd serves ed25519 and ecdsa until its next restart (the
+ *    next boot), per-connection sshd (`sshd -i`, sshd@.service) serves RSA at once, and the
+ *    console says so. The cost of waiting instead: the whole RSA search on sshd's path
+ *    (about 1 s in Debian 13 boots), for clients that accept only RSA host keys (OpenSSH
+ *    before 5.7, PuTTY before 0.63), which are refused until sshd restarts.
  */
 const SLOW_TYPES: ReadonlySet<HostKeyType> = new Set(['rsa']);
 
@@ -128,9 +137,11 @@ async function removeStaleTemps(ctx: TaskContext, wanted: WantedKey[]): Promise<
   }
 }
 
-async function sshdLoadsKeysPerConnection(ctx: TaskContext): Promise<boolean> {
+/** The version of the sshd that will serve the keys, when it loads them once at start (9.8+), else null. */
+async function sshdLoadingKeysOnce(ctx: TaskContext): Promise<string | null> {
   const version = await sshdOracle(ctx.root).then((o) => o.version(), () => null);
-  return version !== null && (version[0] < 9 || (version[0] === 9 && version[1] < 8));
+  if (version === null || version[0] < 9 || (version[0] === 9 && version[1] < 8)) return null;
+  return `OpenSSH ${version[0]}.${version[1]}`;
 }
 
 async function generate(ctx: TaskContext, keys: WantedKey[], comment: string, background = false): Promise<{ inProgress: KeyInProgress[]; generated: Promise<void> }> {
@@ -221,10 +232,10 @@ interface Replaced {
 /** Waits for the keys sshd needs now, removes the image's keys and installs the new ones. */
 async function replaceKeys(ctx: TaskContext, rec: TaskRecorder, wanted: WantedKey[], inProgress: KeyInProgress[], started: number): Promise<Replaced> {
   // Everything else happens while ssh-keygen works.
-  const [oldFiles, group, perConnection] = await Promise.all([existingHostFiles(ctx, wanted), sshKeysGroup(ctx), sshdLoadsKeysPerConnection(ctx)]);
+  const [oldFiles, group] = await Promise.all([existingHostFiles(ctx, wanted), sshKeysGroup(ctx)]);
   const oldFingerprints = (await Promise.all(oldFiles.filter((f) => f.endsWith('_key.pub')).map((f) => fingerprintOf(ctx, f)))).filter((f): f is string => f !== null);
   const fast = inProgress.filter((k) => !SLOW_TYPES.has(k.key.type));
-  const late = perConnection && fast.length > 0 ? inProgress.filter((k) => SLOW_TYPES.has(k.key.type)) : [];
+  const late = fast.length > 0 ? inProgress.filter((k) => SLOW_TYPES.has(k.key.type)) : [];
   const now = inProgress.filter((k) => !late.includes(k));
   // sshd does not wait for these: they yield the cores to the keys and checks it does wait for.
   for (const k of late) lowerPriority(k.pid);
@@ -298,7 +309,7 @@ export const hostKeysTask: Task = {
       const generated = allDone(late);
       generated.catch(() => undefined); // awaited, and reported, by host-keys-late
       ctx.facts.pendingHostKeys = { keys: late, generated, group, all: wanted };
-      rec.action(`${late.map((k) => k.key.type).join(', ')} still generating: sshd starts on ${now.map((k) => k.key.type).join(', ')}, and loads it for new connections once it is in place`);
+      rec.action(`${late.map((k) => k.key.type).join(', ')} still generating: sshd starts on ${now.map((k) => k.key.type).join(', ')}; host-keys-late installs it when it is ready`);
       // One block per boot, complete: host-keys-late prints it when RSA is in (or has failed).
       rec.detail('new', (await Promise.all(now.map((k) => fingerprintOf(ctx, `${k.key.path}.pub`)))).filter((f): f is string => f !== null));
     } else {
@@ -345,7 +356,11 @@ export const hostKeysLateTask: Task = {
       if (ctx.facts.pendingHostKeys) await printFingerprints(ctx, rec, pending.all.filter((k) => !pending?.keys.some((p) => p.key === k)));
       throw new ImprintError(`key generation failed; sshd serves the other host keys: ${(err as Error).message}`);
     }
-    await install(ctx, rec, pending.keys, pending.group);
+    const once = await Promise.all([install(ctx, rec, pending.keys, pending.group), sshdLoadingKeysOnce(ctx)]).then(([, v]) => v);
+    const types = pending.keys.map((k) => k.key.type).join(', ');
+    if (once === null) rec.action(`sshd loads host keys for each connection: ${types} is offered from now on`);
+    else rec.action(`sshd (${once}) loads its host keys once, when it starts: one started before now offers ${types} from its next restart, not before (no reload: it would close sshd's listening socket); until then a client that accepts only ${types} host keys is refused`);
+    rec.detail('servedFrom', once === null ? 'next connection' : 'next sshd restart');
     rec.detail('new', await printFingerprints(ctx, rec, pending.all));
     return undefined;
   },
