@@ -299,11 +299,24 @@ export async function runBoot(opts: BootOptions): Promise<BootReport> {
     instance: { id: state.instanceId ?? hint.id, source: hint.source, previous }, metadata: null, tasks: [], status: 'ok', exitCode: 0,
   };
   const run: Run = { opts, ctx: { root, config, instance: hint, facts: {} }, state, report, persist: hint.source !== 'none' && match !== 'ask-metadata', saving: Promise.resolve(), background: [] };
-  // Asked at once, on every boot: the HTTP stack loads and the key is fetched while ssh-keygen
-  // works. Never on a dry run (it makes no request) nor when no network task is on.
-  if (!opts.dryRun && networkTasksWanted(opts).length > 0) run.early = startResolution(opts);
+  // Asked on every boot from the start: the HTTP stack loads and the key is fetched while
+  // ssh-keygen works. Never on a dry run (it makes no request) nor when no network task is on.
+  let keygenStarted: () => void = () => undefined;
+  if (!opts.dryRun && networkTasksWanted(opts).length > 0) {
+    if (state.instanceId !== null) {
+      run.early = startResolution(opts); // the instance is confirmed before any local work
+    } else {
+      // Loading the HTTP stack compiles it on this thread: it waits until ssh-keygen runs, so
+      // it never holds back the keys' start (or until the local phase ends, when no key is made).
+      const started = new Promise<void>((resolve) => { keygenStarted = resolve; });
+      run.ctx.facts.keygenStarted = keygenStarted;
+      run.early = started.then(() => startResolution(opts));
+      run.early.catch(() => undefined);
+    }
+  }
   await confirmInstance(run, match, hint);
   const local = runTasks(run, LOCAL_TASKS);
+  void local.finally(keygenStarted).catch(() => undefined);
   const network = networkPhase(run, local);
   network.catch(() => undefined); // awaited below; a local failure must not leave it unobserved
   await local;

@@ -11,6 +11,8 @@ export interface Facts {
   metadata?: InstanceMetadata;
   /** Host keys still being generated when the host-keys task ended. */
   pendingHostKeys?: PendingHostKeys;
+  /** Called by host-keys once its ssh-keygen children run (the engine starts the network phase then). */
+  keygenStarted?: () => void;
 }
 
 export interface TaskContext {

@@ -293,6 +293,7 @@ export const hostKeysTask: Task = {
     await removeStaleTemps(ctx, wanted);
     const started = Date.now();
     const { inProgress } = await generate(ctx, wanted, `root@${await hostname(ctx)}`);
+    ctx.facts.keygenStarted?.();
     let replaced: Replaced;
     try {
       replaced = await replaceKeys(ctx, rec, wanted, inProgress, started);
