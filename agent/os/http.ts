@@ -1,7 +1,15 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { setFlagsFromString } from 'node:v8';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { ImprintError } from './errors.js';
 import { isMetadataHost } from './metadata-address.js';
+
+// undici parses HTTP with llhttp compiled to WebAssembly at the first connection. V8 compiles it
+// with its baseline compiler, then recompiles the parser's hot functions with the optimizing one
+// on background threads, and process.exit() waits for those jobs: about 0.6 s of CPU and of
+// wall time at exit on a loaded host, measured, for a few small metadata answers the baseline
+// code parses as fast. Baseline only, set before the first connection compiles the module.
+setFlagsFromString('--liftoff-only');
 
 // The agent's only way onto the network: one undici Agent with connect, header and body
 // deadlines and a response size bound, and bodies checked to be UTF-8. Nothing here retries:
