@@ -4,7 +4,7 @@
 // CPU load this benchmark makes itself, interleaved with the previous release built from git and
 // with the floor. As root, after `npm run build`:
 //
-//   node test/bench/notify-boot.mjs [--imprint PATH] [--baseline COMMIT | --baseline-path PATH]
+//   node test/bench/notify-boot.mjs [--imprint PATH] [--baseline COMMIT [--baseline-kind bundle|binary] | --baseline-path PATH]
 //                                   [--rounds N] [--keys default|fast|both] [--json FILE]
 //
 //   --imprint PATH     the imprint under test: a bundle (*.cjs/*.js, run with this node) or an
@@ -12,6 +12,9 @@
 //   --baseline COMMIT  the previous release (default 8d6e01b): its dist/imprint.cjs is built
 //                      once from a `git archive` export in a mkdtemp dir (removed afterwards) and
 //                      cached in /var/cache/imprint-test/bench-baseline-<commit>/.
+//   --baseline-kind K  bundle (default) or binary: the single executable (`npm run build:binary`,
+//                      about 35 s once; then cached in .../bench-baseline-<commit>-binary/).
+//                      Compare like with like: a binary under test with --baseline-kind binary.
 //   --baseline-path P  a baseline build to use instead (bundle or binary).
 //   --rounds N         timed rounds (default 5; each round runs every variant quiet and loaded).
 //   --keys             default (the default): imprint's default host key types (ed25519, ecdsa,
@@ -32,7 +35,7 @@
 // a run went wrong (non-zero exit, no READY, keys not new, accounts not locked, no launch key).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { access, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -51,7 +54,7 @@ const HOME = 'home/debian';
 // Arguments
 
 function parseArgs(argv) {
-  const o = { imprint: path.join(REPO, 'dist/imprint.cjs'), baseline: '8d6e01b', baselinePath: null, rounds: 5, keys: 'default', json: null };
+  const o = { imprint: path.join(REPO, 'dist/imprint.cjs'), baseline: '8d6e01b', baselineKind: 'bundle', baselinePath: null, rounds: 5, keys: 'default', json: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -61,12 +64,14 @@ function parseArgs(argv) {
     if (a === '--imprint') o.imprint = path.resolve(v());
     else if (a === '--baseline') o.baseline = v();
     else if (a === '--baseline-path') o.baselinePath = path.resolve(v());
+    else if (a === '--baseline-kind') o.baselineKind = v();
     else if (a === '--rounds') o.rounds = Number(v());
     else if (a === '--keys') o.keys = v();
     else if (a === '--json') o.json = path.resolve(v());
     else throw new Error(`unknown argument ${a} (see the comment at the top of ${path.relative(process.cwd(), new URL(import.meta.url).pathname)})`);
   }
   if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error('--rounds must be a positive integer');
+  if (!['bundle', 'binary'].includes(o.baselineKind)) throw new Error('--baseline-kind must be bundle or binary');
   if (!['default', 'fast', 'both'].includes(o.keys)) throw new Error('--keys must be default, fast or both');
   return o;
 }
@@ -89,22 +94,24 @@ function describeBuild(file) {
  * The baseline bundle for `commit`, built once from a `git archive` export (a mkdtemp dir
  * removed afterwards, this checkout's node_modules linked in) and cached under CACHE.
  */
-async function baselineBuild(commit) {
+async function baselineBuild(commit, kind) {
   const full = git(['rev-parse', '--verify', `${commit}^{commit}`]);
   const short = full.slice(0, 7);
-  const dir = path.join(CACHE, `bench-baseline-${short}`);
-  const cli = path.join(dir, 'imprint.cjs');
-  if (existsSync(cli) && existsSync(path.join(dir, 'imprint-vendor.cjs'))) return { cli, commit: short, note: `cached in ${dir}` };
+  const dir = path.join(CACHE, `bench-baseline-${short}${kind === 'binary' ? '-binary' : ''}`);
+  const files = kind === 'binary' ? ['imprint-linux-x64'] : ['imprint.cjs', 'imprint-vendor.cjs'];
+  const cli = path.join(dir, files[0]);
+  if (files.every((f) => existsSync(path.join(dir, f)))) return { cli, commit: short, note: `cached in ${dir}` };
   const work = await mkdtemp(path.join(tmpdir(), `imprint-bench-baseline-${short}-`));
   try {
     process.stderr.write(`building the baseline ${short} in ${work} ...\n`);
     execFileSync('sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', REPO, full, work]);
     const { realpath, symlink } = await import('node:fs/promises');
     await symlink(await realpath(path.join(REPO, 'node_modules')), path.join(work, 'node_modules'));
-    await exec(NODE, ['packaging/bundle.mjs'], { cwd: work });
+    await exec(NODE, [kind === 'binary' ? 'packaging/build-binary.mjs' : 'packaging/bundle.mjs'], { cwd: work });
     await mkdir(CACHE, { recursive: true });
     const tmp = await mkdtemp(`${dir}.tmp-`);
-    for (const f of ['imprint.cjs', 'imprint-vendor.cjs']) await copyFile(path.join(work, 'dist', f), path.join(tmp, f));
+    for (const f of files) await copyFile(path.join(work, 'dist', f), path.join(tmp, f));
+    if (kind === 'binary') await chmod(path.join(tmp, files[0]), 0o755);
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   } finally {
@@ -154,13 +161,12 @@ async function main() {
   if (process.getuid?.() !== 0) throw new Error('run as root: imprint boot and the floor change owners in the trees');
   await access(o.imprint).catch(() => { throw new Error(`${o.imprint} is missing: run "npm run build" first (or give --imprint)`); });
   const started = Date.now();
-  const base = o.baselinePath ? { cli: o.baselinePath, commit: '?', note: 'given with --baseline-path' } : await baselineBuild(o.baseline);
+  const base = o.baselinePath ? { cli: o.baselinePath, commit: '?', note: 'given with --baseline-path' } : await baselineBuild(o.baseline, o.baselineKind);
   const scratch = await makeScratch();
   const template = await buildTemplate();
   const keyLine = await makeLaunchKey();
-  // The emulator of the imprint under test when it is a bundle (else the baseline's): loopback only.
-  const emuCli = commandOf(o.imprint).length === 2 ? o.imprint : base.cli;
-  const emu = await startEmulator(keyLine, { cli: emuCli });
+  // The emulator of the imprint under test (loopback only, port 0).
+  const emu = await startEmulator(keyLine, { command: commandOf(o.imprint) });
 
   const keySets = o.keys === 'both' ? ['default', 'fast'] : [o.keys];
   const variants = [];
@@ -280,7 +286,7 @@ function report(o, base, host, samples, variants, keySets, loadBefore, loadAfter
       };
       const notes = (rs) => median(rs.map((r) => r.notifications.length));
       out.push('');
-      out.push(`notifications per boot (median): a ${notes(A)}, b ${notes(B)}, c ${notes(C)}. Processes still running when imprint exited (orphans, in all ${A.length} runs): a ${orphans(A)}; b ${orphans(B)}`);
+      out.push(`notifications per boot (median): a ${notes(A)}, b ${notes(B)}, c ${notes(C)}. Descendants orphaned during the run (re-parented to the runner, their CPU counted; all ${A.length} runs): a ${orphans(A)}; b ${orphans(B)}`);
       out.push('');
     }
     // Targets (issue 12), from this key set.
