@@ -12,7 +12,9 @@ Usage: notify-run.py --socket PATH --watch FILE --needle TEXT -- COMMAND [ARG...
 - Process exit: a pidfd on the direct child; os.wait4() then gives its rusage, which includes
   every descendant it (or they) reaped. This process is a child subreaper, so a descendant
   orphaned by the command comes to us; it is waited for (up to 10 s) and its rusage added.
-  ru_maxrss is the largest of any single process in the tree (in practice the Node process).
+  ru_maxrss is the largest of any single process in the tree (in practice the Node process); it
+  counts file-backed pages too (the mapped executable). RssAnon of the direct child is sampled
+  from /proc/PID/status every 20 ms at most (the peak may fall between two samples).
 
 All times are CLOCK_MONOTONIC (time.monotonic_ns), in ms after the moment just before the fork.
 Prints one JSON object on stdout.
@@ -90,6 +92,17 @@ class KeyWatch:
         return self.check()
 
 
+def rss_anon_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def receive(sock, now, notes):
     data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(16 * 4))
     for level, kind, payload in ancdata:
@@ -125,8 +138,12 @@ def main():
     stderr_chunks = []
     os.set_blocking(child.stderr.fileno(), False)
     fds = [sock, pidfd, child.stderr] + ([watch.fd] if watch else [])
+    peak_anon = 0
     while exit_ms is None:
-        readable, _, _ = select.select(fds, [], [], 5.0)
+        # Every 20 ms at most, RssAnon of the direct child (ru_maxrss below also counts the pages
+        # of its executable file that are mapped in, which depend on the page cache, not on imprint).
+        readable, _, _ = select.select(fds, [], [], 0.02)
+        peak_anon = max(peak_anon, rss_anon_kib(child.pid))
         now = ms()
         if sock in readable:
             receive(sock, now, notes)
@@ -187,6 +204,7 @@ def main():
         "userMs": user * 1000,
         "sysMs": system * 1000,
         "maxRssKiB": maxrss,
+        "peakRssAnonKiB": peak_anon,
         "orphans": orphans,
         "notifications": notes,
         "stderr": b"".join(stderr_chunks).decode("utf-8", "replace")[-2000:],
