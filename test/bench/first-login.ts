@@ -45,6 +45,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--imprint') {
       const file = resolve(v());
       if (file.endsWith('.deb')) process.env.IMPRINT_E2E_DEB = file;
+      else if (/\.(c?js|mjs)$/.test(file)) throw new Error(`--imprint ${file}: a bundle is taken only from this checkout's dist/ (IMPRINT_E2E_AGENT=bundle); give a .deb or a single binary`);
       else process.env.IMPRINT_E2E_BINARY = file;
     } else throw new Error(`unknown argument ${a} (see the comment at the top of test/bench/first-login.ts)`);
   }
