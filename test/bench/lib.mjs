@@ -158,13 +158,13 @@ export async function expectLaunchKey(dir, home, keyLine, what, { uid } = {}) {
 }
 
 /**
- * Starts `node dist/imprint.cjs emulate` on 127.0.0.1, port 0 (loopback only: never the real
+ * Starts `node dist/imprint.cjs emulate` (or another imprint: `command`, its argv prefix) on 127.0.0.1, port 0 (loopback only: never the real
  * metadata address), with one --key. Resolves when it printed its address. Its stdout (one line
  * a request) is drained and counted as it comes. stop() ends it by its PID (SIGTERM, then
  * SIGKILL after 2 s); removeScratchSync() also stops it on a signal or a failure.
  */
-export async function startEmulator(keyLine) {
-  const child = spawn(NODE, [CLI, 'emulate', '--listen', '127.0.0.1:0', '--key', keyLine], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startEmulator(keyLine, { command = [NODE, CLI] } = {}) {
+  const child = spawn(command[0], [...command.slice(1), 'emulate', '--listen', '127.0.0.1:0', '--key', keyLine], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => { running.delete(child); resolve({ code, signal }); }));
   const state = { requests: 0, stderr: '' };

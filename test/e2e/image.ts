@@ -28,7 +28,8 @@ export interface AgentBuild {
 const FIXTURES = join(REPO, 'test/e2e/fixtures');
 
 /**
- * The agent build to test. IMPRINT_E2E_DEB=FILE names a .deb; IMPRINT_E2E_AGENT=deb|binary|bundle
+ * The agent build to test. IMPRINT_E2E_DEB=FILE names a .deb, IMPRINT_E2E_BINARY=FILE a single
+ * binary (installed with this checkout's units); IMPRINT_E2E_AGENT=deb|binary|bundle
  * forces a kind; by default the newest dist/imprint_*_amd64.deb, else dist/imprint-linux-x64,
  * else node + the bundle (dev only, until the binary exists).
  */
@@ -44,6 +45,8 @@ export function findAgent(): AgentBuild | null {
   const bundle = join(dist, 'imprint.cjs');
   const given = process.env.IMPRINT_E2E_DEB;
   if (given) return existsSync(given) ? { mode: 'deb', file: resolve(given), unit: null, describe: `${basename(given)} (IMPRINT_E2E_DEB)` } : null;
+  const givenBinary = process.env.IMPRINT_E2E_BINARY;
+  if (givenBinary) return existsSync(givenBinary) && existsSync(unitFile) ? { mode: 'binary', file: resolve(givenBinary), unit: unitFile, describe: `${givenBinary} (IMPRINT_E2E_BINARY) + ${unitNote}` } : null;
   if ((wanted === 'auto' || wanted === 'deb') && debs[0]) return { mode: 'deb', file: debs[0], unit: null, describe: `dist/${basename(debs[0])}` };
   if (wanted === 'deb') return null;
   if (!existsSync(unitFile)) return null;

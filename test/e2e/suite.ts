@@ -239,6 +239,31 @@ export class Lab {
   }
 }
 
+/**
+ * Milestones of one boot, in ms after the container started (read from inside, before it stops):
+ * `unit` (imprint.service, the guides' unit, or null for the floor) started and ready, sshd
+ * active, and for imprint.service its journal line for the launch key in authorized_keys.
+ */
+export async function bootMilestones(c: Container, unit: string | null): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const show = async (u: string): Promise<Record<string, string>> =>
+    parseShow((await c.exec(['systemctl', 'show', '-p', 'ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic', u])).stdout);
+  if (unit) {
+    const s = await show(unit);
+    if (Number(s.ExecMainStartTimestampMonotonic) > 0) out['unit started'] = c.sinceStart(Number(s.ExecMainStartTimestampMonotonic));
+    if (Number(s.ActiveEnterTimestampMonotonic) > 0) out['unit ready'] = c.sinceStart(Number(s.ActiveEnterTimestampMonotonic));
+  }
+  const ssh = await show('ssh.service');
+  if (Number(ssh.ActiveEnterTimestampMonotonic) > 0) out['sshd active'] = c.sinceStart(Number(ssh.ActiveEnterTimestampMonotonic));
+  if (unit === 'imprint.service') {
+    const j = await c.exec(['journalctl', '-b', '--no-pager', '-o', 'short-monotonic', '-u', 'imprint.service']);
+    const line = j.stdout.split('\n').find((l) => /authorized-keys: .*launch key/.test(l));
+    const m = line ? /^\[\s*(\d+\.\d+)\]/.exec(line) : null;
+    if (m) out['launch key written'] = c.sinceStart(Number(m[1]) * 1e6);
+  }
+  return out;
+}
+
 /** Extracts `systemctl show` properties into a record. */
 export function parseShow(text: string): Record<string, string> {
   const out: Record<string, string> = {};

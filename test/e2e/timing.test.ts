@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { REPO, type Container } from './harness.js';
-import { parseShow } from './suite.js';
-import { Lab, USER, acquireSuite, releaseSuite, type Key, type Suite, type Variant } from './suite.js';
+import { REPO } from './harness.js';
+import { Lab, bootMilestones, USER, acquireSuite, releaseSuite, type Key, type Suite, type Variant } from './suite.js';
 
 const BEGIN = '<!-- e2e-boot-timing:begin (written by test/e2e/timing.test.ts; edit the test, not this) -->';
 const END = '<!-- e2e-boot-timing:end -->';
@@ -58,7 +57,7 @@ describe('e2e: boot timing, container start to first key login', function () {
         const c = await lab.boot(tree, `${v}-${i}`);
         const login = await c.waitForLogin(key.private, USER, 90_000, 50);
         results.get(v)?.push(login.ms);
-        const marks = await milestones(c, v);
+        const marks = await bootMilestones(c, v === 'imprint' ? 'imprint.service' : v === 'guides' ? 'guides-firstboot.service' : null);
         for (const [k, ms] of Object.entries(marks)) {
           const list = phases.get(`${v}/${k}`) ?? [];
           list.push(ms);
@@ -118,28 +117,6 @@ describe('e2e: boot timing, container start to first key login', function () {
     for (const v of variants) assert.equal((results.get(v) as number[]).length, boots);
   });
 });
-
-/** Milestones of one boot, in ms after the container started (read from inside, before it stops). */
-async function milestones(c: Container, v: Variant): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  const unit = v === 'imprint' ? 'imprint.service' : v === 'guides' ? 'guides-firstboot.service' : null;
-  const show = async (u: string): Promise<Record<string, string>> =>
-    parseShow((await c.exec(['systemctl', 'show', '-p', 'ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic', u])).stdout);
-  if (unit) {
-    const s = await show(unit);
-    if (Number(s.ExecMainStartTimestampMonotonic) > 0) out['unit started'] = c.sinceStart(Number(s.ExecMainStartTimestampMonotonic));
-    if (Number(s.ActiveEnterTimestampMonotonic) > 0) out['unit ready'] = c.sinceStart(Number(s.ActiveEnterTimestampMonotonic));
-  }
-  const ssh = await show('ssh.service');
-  if (Number(ssh.ActiveEnterTimestampMonotonic) > 0) out['sshd active'] = c.sinceStart(Number(ssh.ActiveEnterTimestampMonotonic));
-  if (v === 'imprint') {
-    const j = await c.exec(['journalctl', '-b', '--no-pager', '-o', 'short-monotonic', '-u', 'imprint.service']);
-    const line = j.stdout.split('\n').find((l) => /authorized-keys: .*launch key/.test(l));
-    const m = line ? /^\[\s*(\d+\.\d+)\]/.exec(line) : null;
-    if (m) out['launch key written'] = c.sinceStart(Number(m[1]) * 1e6);
-  }
-  return out;
-}
 
 async function writeSection(body: string): Promise<void> {
   const file = join(REPO, 'BENCHMARKS.md');
