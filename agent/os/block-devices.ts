@@ -261,6 +261,16 @@ export async function swapOn(name: string): Promise<void> {
   await run('swapon', [name], { timeoutMs: QUERY_MS * 6 });
 }
 
+/**
+ * What a path is, for telling whether two names are the same swap area: a block device by its
+ * device number, a file by its filesystem and inode; null when it does not exist.
+ */
+export async function nodeIdentity(file: string): Promise<string | null> {
+  const st = await stat(file).catch(() => null);
+  if (!st) return null;
+  return st.isBlockDevice() ? `block:${st.rdev}` : `file:${st.dev}:${st.ino}`;
+}
+
 /** Zeros a swap file in place (its blocks stay where they are, as swap files need). */
 export async function zeroFileInPlace(file: string): Promise<void> {
   const size = (await stat(file)).size;

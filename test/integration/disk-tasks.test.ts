@@ -13,10 +13,10 @@ import { exec, LoopDisks } from '../support/loop-disks.js';
 // files this test makes. The root is a filesystem on a loop device mounted at a scratch
 // directory (`boot --root` takes it as the booted root).
 //
-// Not exercised here, on purpose: swapoff/swapon. Swap is global to the kernel, so switching a
-// scratch swap file on would give this shared machine swap it does not have; the zeroing and
-// re-making of a swap area is tested on a file that is never switched on, and the --root rule
-// (swap is never touched for a tree) through the CLI. Likewise no real package upgrade runs.
+// Swap is global to the kernel: the swap test switches on two 16 MiB loop devices of its own
+// (automatic priority, the lowest there is) for one test, and switches them off in afterEach;
+// it checks that the machine's other swap areas are the same before and after. No real package
+// upgrade runs here (see test/e2e/package-upgrade.test.ts).
 
 const OTHERS_OFF = 'host_keys: {enabled: false}\npasswords: {enabled: false}\nsshd: {enabled: false}\nauthorized_keys: {enabled: false}\ngrow_root: {enabled: false}\n';
 
@@ -160,7 +160,7 @@ describe('clear-swap', function () {
     assert.equal((await probeDevice(file)).TYPE, 'ext4');
   });
 
-  it('never touches the machine\'s swap for a --root tree', async () => {
+  it('never touches the machine\'s swap for a --root tree whose fstab names none, or for an offline tree', async () => {
     const rootFile = await disks.image('root.img', '32M');
     await exec('mkfs.ext4', ['-q', rootFile]);
     const root = await disks.mount(await disks.attach(rootFile), 'root');
@@ -168,8 +168,60 @@ describe('clear-swap', function () {
     const run = await boot(root, 'swap: {clear: true}\n');
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.task('clear-swap')?.status, 'skipped');
-    assert.deepEqual(run.task('clear-swap')?.actions, ['--root: swap belongs to the machine, not to the tree; not touched']);
+    assert.deepEqual(run.task('clear-swap')?.actions, [`--root: no swap in use is named in ${root}/etc/fstab (it names none); the machine's other swap is not touched`]);
+    const offline = path.join(await disks.dir, 'offline');
+    await mkdir(offline);
+    const off = await boot(offline, 'swap: {clear: true}\n');
+    assert.equal(off.task('clear-swap')?.status, 'skipped');
+    assert.match(off.task('clear-swap')?.actions[0] ?? '', /is an offline tree, not a booted root: swap belongs to the machine; not touched/);
     assert.equal(await readFile('/proc/swaps', 'utf8'), swapsBefore);
+  });
+
+  it('clears the swap area in use that the root\'s fstab names (swapoff, zero, mkswap with its UUID and label, swapon), and no other', async () => {
+    const rootFile = await disks.image('root.img', '32M');
+    await exec('mkfs.ext4', ['-q', rootFile]);
+    const root = await disks.mount(await disks.attach(rootFile), 'root');
+    const uuid = '5c1ea7ed-0000-4000-8000-00000000a5a9';
+    const named = await disks.attach(await disks.image('named-swap', '16M'));
+    const other = await disks.attach(await disks.image('other-swap', '16M'));
+    await exec('mkswap', ['-q', '-L', 'imprint-test', '-U', uuid, named]);
+    await exec('mkswap', ['-q', other]);
+    // What an earlier instance left in swap: a page on the area, as the kernel would have written it.
+    const page = `swapped-out-page-${randomBytes(8).toString('hex')}`;
+    await exec('dd', [`if=${await writeFileGet(disks, page)}`, `of=${named}`, 'bs=1', 'seek=65536', 'conv=notrunc,fsync', 'status=none']);
+    const onDevice = async (dev: string): Promise<boolean> => (await exec('dd', [`if=${dev}`, 'bs=1M', 'count=1', 'status=none'], { encoding: 'buffer', maxBuffer: 4 << 20 })).stdout.includes(page);
+    assert.equal(await onDevice(named), true);
+    // /proc/swaps without the Used column (the kernel's to change): name, type, size, priority.
+    const swapTable = async (): Promise<Map<string, string>> => new Map((await readFile('/proc/swaps', 'utf8')).split('\n').slice(1).filter(Boolean)
+      .map((l) => l.split(/\s+/)).map((f) => [f[0] as string, [f[1], f[2], f[4]].join(' ')]));
+    const machineSwaps = async (): Promise<Map<string, string>> => {
+      const t = await swapTable();
+      t.delete(named);
+      t.delete(other);
+      return t;
+    };
+    const before = await machineSwaps();
+    // Each swapon without -p gets the next lower automatic priority, and a swapoff moves the
+    // areas below it up one: the priorities show which area was switched off and on again.
+    await disks.swapOn(named);
+    await disks.swapOn(other);
+    const priority = (t: Map<string, string>, dev: string): number => Number((t.get(dev) ?? '').split(' ')[2]);
+    const on = await swapTable();
+    assert.ok(priority(on, named) > priority(on, other), JSON.stringify([...on]));
+    await mkdir(path.join(root, 'etc'), { recursive: true });
+    await writeFile(path.join(root, 'etc/fstab'), `# the instance's own swap\nUUID=${uuid} none swap sw 0 0\n`);
+
+    const run = await boot(root, 'swap: {clear: true}\n');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.task('clear-swap')?.status, 'done', JSON.stringify(run.task('clear-swap')));
+    assert.deepEqual(run.task('clear-swap')?.actions, [`cleared ${named}: switched off, zeroed, re-made and switched on`]);
+    const after = await swapTable();
+    assert.ok(after.has(named) && after.has(other), `both areas are on: ${JSON.stringify([...after])}`);
+    assert.ok(priority(after, named) < priority(after, other), `${named} was switched off and on again, ${other} was not: ${JSON.stringify([...after])}`);
+    assert.deepEqual(await machineSwaps(), before, 'the machine\'s own swap areas are unchanged');
+    assert.equal(await onDevice(named), false, 'the old page is still on the cleared area');
+    const probed = await probeDevice(named);
+    assert.deepEqual([probed.TYPE, probed.UUID, probed.LABEL], ['swap', uuid, 'imprint-test']);
   });
 });
 

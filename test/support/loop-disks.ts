@@ -13,6 +13,7 @@ export class LoopDisks {
   readonly dir: Promise<string> = mkdtemp(path.join(tmpdir(), 'imprint-disk-'));
   private readonly loops: string[] = [];
   private readonly mounts: string[] = [];
+  private readonly swaps: string[] = [];
 
   async image(name: string, size: string): Promise<string> {
     const file = path.join(await this.dir, name);
@@ -32,6 +33,16 @@ export class LoopDisks {
   async grow(file: string, loop: string, size: string): Promise<void> {
     await exec('truncate', ['-s', size, file]);
     await exec('losetup', ['-c', loop]);
+  }
+
+  /**
+   * Switches a test swap area on, with the kernel's automatic priority: negative, below every
+   * priority swapon -p can set, and below the machine's own areas, so nothing prefers it.
+   * cleanup() switches it off again before anything else.
+   */
+  async swapOn(device: string): Promise<void> {
+    this.swaps.push(device);
+    await exec('swapon', [device]);
   }
 
   async mount(device: string, name: string): Promise<string> {
@@ -62,6 +73,8 @@ export class LoopDisks {
   }
 
   async cleanup(): Promise<void> {
+    for (const s of this.swaps) await exec('swapoff', [s]).catch(() => undefined);
+    this.swaps.length = 0;
     for (const m of [...this.mounts].reverse()) await exec('umount', [m]).catch(() => exec('umount', ['-l', m]).catch(() => undefined));
     for (const l of this.loops) await exec('losetup', ['-d', l]).catch(() => undefined);
     this.mounts.length = 0;
