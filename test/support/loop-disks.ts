@@ -14,6 +14,7 @@ export class LoopDisks {
   private readonly loops: string[] = [];
   private readonly mounts: string[] = [];
   private readonly swaps: string[] = [];
+  private readonly partitioned: string[] = [];
 
   async image(name: string, size: string): Promise<string> {
     const file = path.join(await this.dir, name);
@@ -27,6 +28,27 @@ export class LoopDisks {
     if (!/^\/dev\/loop\d+$/.test(loop)) throw new Error(`losetup gave ${loop}`);
     this.loops.push(loop);
     return loop;
+  }
+
+  /**
+   * Partition nodes for a partitioned loop device: `partx --add` tells the kernel each
+   * partition (BLKPG_ADD_PARTITION) and devtmpfs makes /dev/loopNpM. (losetup -P does not make
+   * them on this machine.) The paths, or null when the kernel made none.
+   */
+  async addPartitions(loop: string): Promise<string[] | null> {
+    this.partitioned.push(loop);
+    // Nodes left from an earlier device of this name would be the old partitions: gone first.
+    await untilNotBusy(() => exec('partx', ['--delete', loop]).then(() => undefined).catch((e: Error) => {
+      if (/busy/i.test(e.message)) throw e;
+    }));
+    const added = await exec('partx', ['--add', loop]).then(() => true, () => false);
+    if (!added) return null;
+    const names = (await exec('lsblk', ['-n', '-r', '-o', 'PATH,TYPE', loop])).stdout.split('\n').map((l) => l.split(' '))
+      .filter((f) => f[1] === 'part').map((f) => f[0] as string);
+    // A partition node of an earlier loop device of the same name can come back with that
+    // device's cached blocks (seen here: mkfs found the last test's filesystem on a new image).
+    for (const n of names) await exec('blockdev', ['--flushbufs', n]);
+    return names.length > 0 ? names : null;
   }
 
   /** Grows the image file and tells its loop device (as a cloud grows a volume). */
@@ -76,6 +98,8 @@ export class LoopDisks {
     for (const s of this.swaps) await exec('swapoff', [s]).catch(() => undefined);
     this.swaps.length = 0;
     for (const m of [...this.mounts].reverse()) await exec('umount', [m]).catch(() => exec('umount', ['-l', m]).catch(() => undefined));
+    for (const l of this.partitioned) await untilNotBusy(() => exec('partx', ['--delete', l])).catch(() => undefined);
+    this.partitioned.length = 0;
     for (const l of this.loops) await exec('losetup', ['-d', l]).catch(() => undefined);
     this.mounts.length = 0;
     this.loops.length = 0;
@@ -94,7 +118,38 @@ export async function fsckClean(fstype: string, device: string): Promise<void> {
   const [program, args] = fstype === 'xfs' ? ['xfs_repair', ['-n', device]]
     : fstype === 'btrfs' ? ['btrfs', ['check', '--readonly', device]]
       : ['e2fsck', ['-fn', device]];
-  await exec(program, args);
+  // The device's page cache may hold blocks from before the filesystem wrote past it (mkfs and
+  // blkid read through it; the mounted filesystem does not), and it is dropped only at the last
+  // close, which an unmount may not have reached yet: flushed here so the check reads the disk.
+  // The device's page cache can hold blocks from before the mounted filesystem wrote past them
+  // (mkfs and blkid read through it, the filesystem does not), and it is dropped only at the
+  // last close, which another process's open (under load) or a deferred release may delay:
+  // then xfs_repair -n reads the old superblock ("would write modified primary superblock").
+  // Seen here at load 10, never on a quiet machine. So a check that fails is run once more
+  // after the cache is dropped (BLKFLSBUF); a damaged filesystem fails both.
+  try {
+    await untilNotBusy(() => exec(program, args));
+  } catch {
+    await exec('blockdev', ['--flushbufs', device]);
+    await untilNotBusy(() => exec(program, args));
+  }
+}
+
+/**
+ * Runs fn again while it fails with EBUSY, for at most 10 s. Since Linux 6.9 a filesystem's
+ * exclusive hold on its block device can be let go just after umount returns (the device file
+ * is released by deferred work), so a check or partx right after an unmount may find it busy.
+ */
+export async function untilNotBusy<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!/busy/i.test(String((err as Error).message)) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 /** Whether this process may resize a mounted ext4 (EXT4_IOC_RESIZE_FS needs CAP_SYS_RESOURCE). */
