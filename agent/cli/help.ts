@@ -117,7 +117,7 @@ Config (YAML, every key optional; unknown keys are errors):
                 refused when mounted, used as swap or holding the root), filesystem (ext4 |
                 xfs | btrfs | swap | none), label
   packages:     upgrade (false; true: apt-get or dnf upgrade on first boot, in the background
-                after sshd is up), timeout (20m)
+                after sshd is up, as transient units imprint-package-upgrade-N), timeout (20m)
 
 Platforms (detected before any network use from local signals; one is chosen and said on the
 console with the evidence, and only its addresses are contacted, as IP literals):

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { ConfigError, defaultConfig, parseConfig } from '../../agent/config.js';
 import { parseProcSwaps, type BlockDevice, type PartitionTable } from '../../agent/os/block-devices.js';
-import { upgradeCommands } from '../../agent/os/package-manager.js';
+import { transientServiceArgs, upgradeCommands } from '../../agent/os/package-manager.js';
 import { fstabSwapSpecs, parseSwapSpec } from '../../agent/parsers/fstab.js';
 import { run } from '../../agent/os/exec.js';
 import { classifyRoot, filesystemHasRoom, MIN_GROWTH_BYTES, missingTool, planPartition } from '../../agent/tasks/grow-root.js';
@@ -140,6 +140,12 @@ describe('disk work: swap areas and package commands', () => {
     assert.deepEqual(fstabSwapSpecs(text), ['UUID=5c1e', 'LABEL="my swap"', '/swap file']);
     assert.deepEqual(fstabSwapSpecs(text).map(parseSwapSpec), [{ tag: 'UUID', value: '5c1e' }, { tag: 'LABEL', value: 'my swap' }, { path: '/swap file' }]);
     assert.equal(parseSwapSpec('swapfile'), null);
+  });
+
+  it('runs an upgrade command as a waited-for transient service with its bound and environment, output to the journal (no pipe)', () => {
+    const args = transientServiceArgs('imprint-package-upgrade-1', 1270, { DEBIAN_FRONTEND: 'noninteractive' }, ['timeout', '--signal=TERM', '--kill-after=60', '1200', 'apt-get', '-q', 'update']);
+    assert.deepEqual(args, ['--unit', 'imprint-package-upgrade-1', '--description', 'imprint: first-boot package upgrade (apt-get -q update)', '--quiet', '--collect', '--wait',
+      '--property', 'RuntimeMaxSec=1270', '--setenv', 'DEBIAN_FRONTEND=noninteractive', '--', 'timeout', '--signal=TERM', '--kill-after=60', '1200', 'apt-get', '-q', 'update']);
   });
 
   it('upgrades non-interactively, keeping the image\'s changed config files', () => {
