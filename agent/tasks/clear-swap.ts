@@ -96,7 +96,7 @@ export const clearSwapTask: Task = {
       }
       try {
         await reinitializeSwapArea(area);
-        await swapOn(area.name);
+        await swapOn(area.name, area.priority);
         rec.action(`cleared ${area.name}: switched off, zeroed, re-made and switched on`);
       } catch (err) {
         rec.warn(`${area.name} is switched off and not back on: ${errorMessage(err)}`);

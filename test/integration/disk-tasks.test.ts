@@ -145,7 +145,7 @@ describe('clear-swap', function () {
     const page = `swapped-out-page-${randomBytes(8).toString('hex')}`;
     await exec('dd', ['of=' + file, 'bs=1', 'seek=65536', 'conv=notrunc', 'status=none', `if=${await writeFileGet(disks, page)}`]);
     assert.ok((await readFile(file)).includes(page));
-    const kept = await reinitializeSwapArea({ name: file, kind: 'file' });
+    const kept = await reinitializeSwapArea({ name: file, kind: 'file', priority: -2 });
     assert.deepEqual(kept, { uuid, label: 'oldswap' });
     assert.equal((await readFile(file)).includes(page), false, 'the old page is still in the swap file');
     const probed = await probeDevice(file);
@@ -156,7 +156,7 @@ describe('clear-swap', function () {
   it('does not zero something that is not a swap area', async () => {
     const file = await disks.image('notswap', '8M');
     await exec('mkfs.ext4', ['-q', file]);
-    await assert.rejects(reinitializeSwapArea({ name: file, kind: 'file' }), /does not hold a swap signature \(blkid says ext4\): not zeroed/);
+    await assert.rejects(reinitializeSwapArea({ name: file, kind: 'file', priority: -2 }), /does not hold a swap signature \(blkid says ext4\): not zeroed/);
     assert.equal((await probeDevice(file)).TYPE, 'ext4');
   });
 
@@ -222,6 +222,22 @@ describe('clear-swap', function () {
     assert.equal(await onDevice(named), false, 'the old page is still on the cleared area');
     const probed = await probeDevice(named);
     assert.deepEqual([probed.TYPE, probed.UUID, probed.LABEL], ['swap', uuid, 'imprint-test']);
+  });
+
+  it('gives a cleared area back the priority it was set to (fstab pri=, swapon -p), found by its LABEL', async () => {
+    const rootFile = await disks.image('root.img', '32M');
+    await exec('mkfs.ext4', ['-q', rootFile]);
+    const root = await disks.mount(await disks.attach(rootFile), 'root');
+    const area = await disks.attach(await disks.image('prio-swap', '16M'));
+    await exec('mkswap', ['-q', '-L', 'imprint-prio', area]);
+    await disks.swapOn(area, 0);
+    await mkdir(path.join(root, 'etc'), { recursive: true });
+    await writeFile(path.join(root, 'etc/fstab'), 'LABEL=imprint-prio none swap sw,pri=0 0 0\n');
+    const run = await boot(root, 'swap: {clear: true}\n');
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.task('clear-swap')?.actions, [`cleared ${area}: switched off, zeroed, re-made and switched on`]);
+    const line = (await readFile('/proc/swaps', 'utf8')).split('\n').map((l) => l.split(/\s+/)).find((f) => f[0] === area);
+    assert.equal(line?.[4], '0', `priority after the clear: ${line?.join(' ')}`);
   });
 });
 

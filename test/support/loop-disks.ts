@@ -60,11 +60,12 @@ export class LoopDisks {
   /**
    * Switches a test swap area on, with the kernel's automatic priority: negative, below every
    * priority swapon -p can set, and below the machine's own areas, so nothing prefers it.
-   * cleanup() switches it off again before anything else.
+   * cleanup() switches it off again before anything else. A set priority is for the test of
+   * keeping one; 0, the lowest swapon can set.
    */
-  async swapOn(device: string): Promise<void> {
+  async swapOn(device: string, priority: number | null = null): Promise<void> {
     this.swaps.push(device);
-    await exec('swapon', [device]);
+    await exec('swapon', [...(priority === null ? [] : ['-p', String(priority)]), device]);
   }
 
   async mount(device: string, name: string): Promise<string> {

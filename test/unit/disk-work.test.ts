@@ -130,8 +130,8 @@ describe('disk work: a tool the image lacks', () => {
 
 describe('disk work: swap areas and package commands', () => {
   it('reads /proc/swaps, with the kernel\'s octal escapes', () => {
-    const text = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/vda3                               partition\t1048572\t\t0\t\t-2\n/swap\\040file                           file\t\t524284\t\t0\t\t-3\n';
-    assert.deepEqual(parseProcSwaps(text), [{ name: '/dev/vda3', kind: 'partition' }, { name: '/swap file', kind: 'file' }]);
+    const text = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/vda3                               partition\t1048572\t\t0\t\t-2\n/swap\\040file                           file\t\t524284\t\t0\t\t10\n';
+    assert.deepEqual(parseProcSwaps(text), [{ name: '/dev/vda3', kind: 'partition', priority: -2 }, { name: '/swap file', kind: 'file', priority: 10 }]);
     assert.deepEqual(parseProcSwaps('Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n'), []);
   });
 
