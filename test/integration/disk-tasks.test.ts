@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { probeDevice } from '../../agent/os/block-devices.js';
-import { detectPackageManager, runBounded } from '../../agent/os/package-manager.js';
+import { detectPackageManager, runBounded, upgradeCommands } from '../../agent/os/package-manager.js';
 import { RootTree } from '../../agent/os/root.js';
 import { reinitializeSwapArea } from '../../agent/tasks/clear-swap.js';
 import { imprint } from '../support/cli.js';
@@ -15,8 +15,9 @@ import { exec, LoopDisks } from '../support/loop-disks.js';
 //
 // Swap is global to the kernel: the swap test switches on two 16 MiB loop devices of its own
 // (automatic priority, the lowest there is) for one test, and switches them off in afterEach;
-// it checks that the machine's other swap areas are the same before and after. No real package
-// upgrade runs here (see test/e2e/package-upgrade.test.ts).
+// it checks that the machine's other swap areas are the same before and after. The dnf
+// upgrade runs for real in a scratch --installroot; apt's real upgrade is in
+// test/e2e/package-upgrade.test.ts (a booted Debian 12).
 
 const OTHERS_OFF = 'host_keys: {enabled: false}\npasswords: {enabled: false}\nsshd: {enabled: false}\nauthorized_keys: {enabled: false}\ngrow_root: {enabled: false}\n';
 
@@ -276,6 +277,43 @@ describe('package-upgrade', function () {
     }
     await mkdir(path.join(dir, 'none/usr/bin'), { recursive: true });
     assert.equal(await detectPackageManager(new RootTree(path.join(dir, 'none'))), null);
+  });
+
+  it('dnf: imprint\'s upgrade command, for real, upgrades a package from a local rpm repository (a scratch --installroot)', async function () {
+    // Debian's dnf and rpm; the test adds only what keeps dnf in a scratch root (--installroot,
+    // its repos, config and cache there), never this machine's own packages.
+    for (const tool of ['dnf', 'rpmbuild', 'createrepo_c']) {
+      if ((await exec('sh', ['-c', 'command -v "$1"', 'sh', tool]).catch(() => null)) === null) this.skip();
+    }
+    const dir = await disks.dir;
+    const root = path.join(dir, 'rpm-root');
+    const rpmFor = async (version: string): Promise<string> => {
+      const top = path.join(dir, `rpmbuild-${version}`);
+      await mkdir(path.join(top, 'SPECS'), { recursive: true });
+      const spec = path.join(top, 'SPECS/probe.spec');
+      await writeFile(spec, `Name: imprint-upgrade-probe\nVersion: ${version}\nRelease: 1\nSummary: imprint test package\nLicense: MIT\nBuildArch: noarch\n%description\nA package to upgrade.\n%install\nmkdir -p %{buildroot}/usr/share/imprint-upgrade-probe\necho ${version} > %{buildroot}/usr/share/imprint-upgrade-probe/version\n%files\n/usr/share/imprint-upgrade-probe/version\n`);
+      await exec('rpmbuild', ['--quiet', '--define', `_topdir ${top}`, '-bb', spec]);
+      return path.join(top, `RPMS/noarch/imprint-upgrade-probe-${version}-1.noarch.rpm`);
+    };
+    const v1 = await rpmFor('1');
+    const v2 = await rpmFor('2');
+    await mkdir(path.join(root, 'repo'), { recursive: true });
+    await mkdir(path.join(root, 'etc/yum.repos.d'), { recursive: true });
+    await exec('cp', [v2, path.join(root, 'repo')]);
+    await exec('createrepo_c', ['-q', path.join(root, 'repo')]);
+    await exec('rpm', ['--root', root, '--initdb']);
+    await exec('rpm', ['--root', root, '-i', '--nodeps', v1]);
+    await writeFile(path.join(root, 'etc/yum.repos.d/probe.repo'), `[probe]\nname=probe\nbaseurl=file://${root}/repo\ngpgcheck=0\nenabled=1\n`);
+    await writeFile(path.join(root, 'etc/dnf.conf'), '[main]\ngpgcheck=0\n');
+    const [command] = upgradeCommands('dnf');
+    assert.ok(command);
+    const scoped = { program: command.program, args: [...command.args, '--installroot', root, '--config', path.join(root, 'etc/dnf.conf'),
+      '--setopt', `reposdir=${root}/etc/yum.repos.d`, '--setopt', `cachedir=${root}/var/cache/dnf`, '--releasever', '12'] };
+    const result = await runBounded(scoped, 120_000);
+    assert.deepEqual([result.code, result.timedOut], [0, false], result.tail.join('\n'));
+    assert.ok(result.tail.includes('Complete!'), result.tail.join('\n'));
+    assert.equal((await exec('rpm', ['--root', root, '-q', 'imprint-upgrade-probe'])).stdout.trim(), 'imprint-upgrade-probe-2-1.noarch');
+    assert.equal(await readFile(path.join(root, 'usr/share/imprint-upgrade-probe/version'), 'utf8'), '2\n');
   });
 
   it('stops a command at its time bound and says it timed out; reports an exit status otherwise', async () => {
