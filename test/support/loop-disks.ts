@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -119,20 +120,30 @@ export async function fsckClean(fstype: string, device: string): Promise<void> {
   const [program, args] = fstype === 'xfs' ? ['xfs_repair', ['-n', device]]
     : fstype === 'btrfs' ? ['btrfs', ['check', '--readonly', device]]
       : ['e2fsck', ['-fn', device]];
-  // The device's page cache may hold blocks from before the filesystem wrote past it (mkfs and
-  // blkid read through it; the mounted filesystem does not), and it is dropped only at the last
-  // close, which an unmount may not have reached yet: flushed here so the check reads the disk.
-  // The device's page cache can hold blocks from before the mounted filesystem wrote past them
-  // (mkfs and blkid read through it, the filesystem does not), and it is dropped only at the
-  // last close, which another process's open (under load) or a deferred release may delay:
-  // then xfs_repair -n reads the old superblock ("would write modified primary superblock").
-  // Seen here at load 10, never on a quiet machine. So a check that fails is run once more
-  // after the cache is dropped (BLKFLSBUF); a damaged filesystem fails both.
-  try {
-    await untilNotBusy(() => exec(program, args));
-  } catch {
-    await exec('blockdev', ['--flushbufs', device]);
-    await untilNotBusy(() => exec(program, args));
+  // An unmounted filesystem can live on for a while: a mount namespace made while it was
+  // mounted (another test's sandbox or container starting) holds a copy of the mount until it
+  // is gone, and only then is the filesystem's last state written. xfs_repair -n looks for
+  // mounts in this namespace only, so it would read the old primary superblock ("would write
+  // modified primary superblock"; seen at load 10 in the full suite). So: wait until nothing
+  // holds the device (an exclusive open works), drop its page cache (blocks mkfs and blkid read
+  // through it before the filesystem wrote past them), then check.
+  await untilReleased(device);
+  await exec('blockdev', ['--flushbufs', device]);
+  await untilNotBusy(() => exec(program, args));
+}
+
+/** Waits (30 s at most) until no filesystem holds the block device: an O_EXCL open succeeds. */
+export async function untilReleased(device: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await (await open(device, constants.O_RDONLY | constants.O_EXCL)).close();
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') throw err;
+      if (Date.now() > deadline) throw new Error(`${device} is still held 30 s after its unmount (mounted in another mount namespace?)`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 }
 
