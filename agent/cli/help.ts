@@ -111,12 +111,13 @@ Config (YAML, every key optional; unknown keys are errors):
                 it is the last on its disk, and the ext2/3/4, xfs or btrfs root filesystem,
                 into a larger disk; never shrinks; LVM, dm-crypt and md RAID roots skipped)
   swap:         clear (false; true: at every boot switch each swap area off, zero it, re-make
-                it with its UUID and label, switch it on)
+                it with its UUID and label, switch it on; with --root, only the areas in
+                use that the mounted tree's /etc/fstab names)
   ephemeral_disk: device (none: the disk to zero and format on first boot, never guessed;
                 refused when mounted, used as swap or holding the root), filesystem (ext4 |
                 xfs | btrfs | swap | none), label
   packages:     upgrade (false; true: apt-get or dnf upgrade on first boot, in the background
-                after sshd is up), timeout (20m)
+                after sshd is up, as transient units imprint-package-upgrade-N), timeout (20m)
 
 Platforms (detected before any network use from local signals; one is chosen and said on the
 console with the evidence, and only its addresses are contacted, as IP literals):

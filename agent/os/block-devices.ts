@@ -232,6 +232,8 @@ export interface ActiveSwap {
   /** The device or file, as /proc/swaps names it. */
   name: string;
   kind: 'partition' | 'file';
+  /** The kernel's priority: one swapon -p set (0 and up), or an automatic one (negative). */
+  priority: number;
 }
 
 /** Parses /proc/swaps (octal escapes for spaces in names, as the kernel writes them). */
@@ -240,6 +242,7 @@ export function parseProcSwaps(text: string): ActiveSwap[] {
     .map((f) => ({
       name: (f[0] as string).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))),
       kind: f[1] === 'file' ? 'file' : 'partition',
+      priority: Number.parseInt(f[4] ?? '-1', 10),
     }));
 }
 
@@ -257,8 +260,22 @@ export async function swapOff(name: string): Promise<void> {
   await run('swapoff', [name], { timeoutMs: WORK_MS });
 }
 
-export async function swapOn(name: string): Promise<void> {
-  await run('swapon', [name], { timeoutMs: QUERY_MS * 6 });
+/**
+ * Switches an area on again with the priority it had when it was set (fstab's pri=, swapon
+ * -p); an automatic one (negative) cannot be given back and is the kernel's to choose again.
+ */
+export async function swapOn(name: string, priority: number): Promise<void> {
+  await run('swapon', [...(priority >= 0 ? ['-p', String(priority)] : []), name], { timeoutMs: QUERY_MS * 6 });
+}
+
+/**
+ * What a path is, for telling whether two names are the same swap area: a block device by its
+ * device number, a file by its filesystem and inode; null when it does not exist.
+ */
+export async function nodeIdentity(file: string): Promise<string | null> {
+  const st = await stat(file).catch(() => null);
+  if (!st) return null;
+  return st.isBlockDevice() ? `block:${st.rdev}` : `file:${st.dev}:${st.ino}`;
 }
 
 /** Zeros a swap file in place (its blocks stay where they are, as swap files need). */

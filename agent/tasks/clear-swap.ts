@@ -1,14 +1,19 @@
 import type { Task } from '../boot/task.js';
+import type { TaskContext } from '../boot/task.js';
 import {
-  activeSwaps, dropCaches, probeDevice, remakeSwap, swapOff, swapOn, zeroDevice, zeroFileInPlace, type ActiveSwap,
+  activeSwaps, dropCaches, filesystemMountedAt, nodeIdentity, probeDevice, remakeSwap, swapOff, swapOn, zeroDevice, zeroFileInPlace, type ActiveSwap,
 } from '../os/block-devices.js';
 import { errorMessage, ImprintError } from '../os/errors.js';
+import { readResolvedText } from '../os/tree-read.js';
+import { fstabSwapSpecs, parseSwapSpec } from '../parsers/fstab.js';
 
 // Clear swap at every boot (Eucalyptus: "sync && sysctl vm.drop_caches=3 && swapoff -a &&
 // swapon -a"). swapoff alone brings the pages back into memory but leaves them on the disk, so
 // each area is also zeroed and given a fresh swap signature with its old UUID and label (fstab
-// names swap by those) before it is switched on again. Swap is the machine's, never a tree's:
-// with --root nothing is touched.
+// names swap by those) before it is switched on again. On a booted system every area in use is
+// the machine's. With --root, a mounted root (a booted instance's disk, or a test's) claims only
+// the areas in use that its own /etc/fstab names; an offline tree claims none (its swap is not
+// switched on here, and the build machine's is not its to clear).
 
 /** Zeros a swap area that is switched off and makes it a swap area again, same UUID and label. */
 export async function reinitializeSwapArea(area: ActiveSwap): Promise<{ uuid: string | null; label: string | null }> {
@@ -22,6 +27,42 @@ export async function reinitializeSwapArea(area: ActiveSwap): Promise<{ uuid: st
   return { uuid, label };
 }
 
+const BLKID_TAG = { UUID: 'UUID', LABEL: 'LABEL', PARTUUID: 'PART_ENTRY_UUID', PARTLABEL: 'PART_ENTRY_NAME' } as const;
+
+/** Whether an fstab swap line of the tree names this area in use (by tag, or as the same device or file). */
+async function fstabNames(ctx: TaskContext, spec: string, area: ActiveSwap): Promise<boolean> {
+  const parsed = parseSwapSpec(spec);
+  if (!parsed) return false;
+  if ('tag' in parsed) return (await probeDevice(area.name))[BLKID_TAG[parsed.tag]] === parsed.value;
+  // A path is read inside the tree (a swap file of the tree's, or the tree's own /dev), never
+  // as this machine's: /dev/vda2 in a mounted image's fstab may well be this machine's swap.
+  const named = await nodeIdentity(ctx.root.path(parsed.path));
+  return named !== null && named === (await nodeIdentity(area.name));
+}
+
+interface SwapScope { areas: ActiveSwap[]; none: string }
+
+/** The areas this run may clear, and what to say when there are none. */
+async function swapScope(ctx: TaskContext): Promise<SwapScope> {
+  const inUse = await activeSwaps();
+  if (ctx.root.isLive) return { areas: inUse, none: 'no swap in use' };
+  if (!(await filesystemMountedAt(ctx.root.dir))) {
+    return { areas: [], none: `--root ${ctx.root.dir} is an offline tree, not a booted root: swap belongs to the machine; not touched` };
+  }
+  const fstab = await readResolvedText(ctx.root, '/etc/fstab');
+  const specs = fstab ? fstabSwapSpecs(fstab.text) : [];
+  const areas: ActiveSwap[] = [];
+  for (const area of inUse) {
+    for (const spec of specs) {
+      if (await fstabNames(ctx, spec, area)) {
+        areas.push(area);
+        break;
+      }
+    }
+  }
+  return { areas, none: `--root: no swap in use is named in ${ctx.root.dir}/etc/fstab (${specs.length === 0 ? 'it names none' : specs.join(', ')}); the machine's other swap is not touched` };
+}
+
 export const clearSwapTask: Task = {
   name: 'clear-swap',
   phase: 'late',
@@ -31,20 +72,15 @@ export const clearSwapTask: Task = {
   disabledBecause: (cfg) => (cfg.swap.clear ? null : 'swap.clear is false'),
 
   async plan(ctx) {
-    if (!ctx.root.isLive) return ['--root: swap belongs to the machine, not to the tree; nothing would be touched'];
-    const swaps = await activeSwaps();
-    if (swaps.length === 0) return ['no swap in use'];
-    return [`would drop caches, then switch off, zero, re-make (same UUID and label) and switch on ${swaps.map((s) => s.name).join(', ')}`];
+    const scope = await swapScope(ctx);
+    if (scope.areas.length === 0) return [scope.none];
+    return [`would drop caches, then switch off, zero, re-make (same UUID and label) and switch on ${scope.areas.map((s) => s.name).join(', ')}`];
   },
 
   async run(ctx, rec) {
-    if (!ctx.root.isLive) {
-      rec.action('--root: swap belongs to the machine, not to the tree; not touched');
-      return 'skipped';
-    }
-    const swaps = await activeSwaps();
+    const { areas: swaps, none } = await swapScope(ctx);
     if (swaps.length === 0) {
-      rec.action('no swap in use');
+      rec.action(none);
       return 'skipped';
     }
     await dropCaches();
@@ -60,7 +96,7 @@ export const clearSwapTask: Task = {
       }
       try {
         await reinitializeSwapArea(area);
-        await swapOn(area.name);
+        await swapOn(area.name, area.priority);
         rec.action(`cleared ${area.name}: switched off, zeroed, re-made and switched on`);
       } catch (err) {
         rec.warn(`${area.name} is switched off and not back on: ${errorMessage(err)}`);

@@ -1,10 +1,12 @@
 import type { Task } from '../boot/task.js';
 import { ImprintError } from '../os/errors.js';
-import { detectPackageManager, runBounded, upgradeCommands } from '../os/package-manager.js';
+import { bootedWithSystemd, detectPackageManager, runBounded, upgradeCommands } from '../os/package-manager.js';
 
 // Package upgrades at first boot (EGI: "enable package installation/upgrade"). Off by default:
 // an upgrade changes what the image builder tested. In the background after sshd is up, with a
-// time bound for the whole upgrade, its output in the log. Once per instance.
+// time bound for the whole upgrade, its output in the log. Once per instance. On a system
+// booted by systemd each command is a transient service of its own (imprint-package-upgrade-N),
+// outside imprint.service's sandbox, which keeps /usr and /var read-only and the network shut.
 
 const shown = (c: { program: string; args: string[] }): string => [c.program, ...c.args].join(' ');
 
@@ -34,11 +36,12 @@ export const packageUpgradeTask: Task = {
       return 'skipped';
     }
     const deadline = performance.now() + ctx.config.packages.timeoutMs;
-    for (const command of upgradeCommands(manager)) {
+    const transient = await bootedWithSystemd();
+    for (const [i, command] of upgradeCommands(manager).entries()) {
       const left = deadline - performance.now();
       if (left < 1000) throw new ImprintError(`package upgrade out of time before ${shown(command)}`);
       const started = performance.now();
-      const result = await runBounded(command, left);
+      const result = await runBounded(command, left, transient ? `imprint-package-upgrade-${i + 1}` : null);
       for (const line of result.tail) rec.verbose(line);
       if (result.timedOut) throw new ImprintError(`${shown(command)} stopped at the time limit (packages.timeout ${Math.round(ctx.config.packages.timeoutMs / 60_000)} min); retried at next boot`);
       if (result.code !== 0) throw new ImprintError(`${shown(command)} failed (exit ${result.code}): ${result.tail.at(-1) ?? ''}`);

@@ -5,13 +5,15 @@ import { readPartitionTable } from '../../agent/os/block-devices.js';
 import { run } from '../../agent/os/exec.js';
 import { growPartitionStep } from '../../agent/tasks/grow-root.js';
 import { imprint } from '../support/cli.js';
-import { canResizeMountedExt4, exec, fsckClean, LoopDisks, MiB, sizeOf } from '../support/loop-disks.js';
+import { canResizeMountedExt4, exec, fsckClean, LoopDisks, MiB, sizeOf, untilNotBusy } from '../support/loop-disks.js';
 
 // grow-root on real filesystems: a filesystem on a loop device (a root on a whole disk with no
 // partition table) mounted at a scratch directory, which `boot --root` takes as the root; the
-// image file is grown and the loop device told, as a cloud grows a volume. Partition tables are
-// grown on image files with the real sfdisk: a partitioned loop device gets no partition nodes
-// on this machine (no udev, no partition scan), so the kernel step (partx) is not exercised here.
+// image file is grown and the loop device told, as a cloud grows a volume. A root on a
+// partition: a GPT loop device whose partition nodes `partx --add` makes (losetup -P gives none
+// here; BLKPG does), its filesystem mounted, then the whole chain runs while it stays mounted:
+// sfdisk on the loop device, partx --update (BLKPG_RESIZE_PARTITION), the online grow. Table
+// edge cases (not last, not grown, never shrunk) are on image files with the real sfdisk.
 
 /** Only grow-root runs: the other tasks are off, so the tree needs nothing but this file. */
 const ONLY_GROW = 'host_keys: {enabled: false}\npasswords: {enabled: false}\nsshd: {enabled: false}\nauthorized_keys: {enabled: false}\n';
@@ -163,6 +165,89 @@ describe('grow-root: the root filesystem grows to fill a grown disk', function (
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.grow?.status, 'skipped');
     assert.match(run.stderr, /grow-root: .*offline.* is not a mount point: no root filesystem to grow \(an offline tree\)/);
+  });
+});
+
+describe('grow-root: a mounted root partition of a grown disk, end to end (partition nodes by BLKPG)', function () {
+  this.timeout(300_000);
+  let disks: LoopDisks;
+  beforeEach(() => {
+    disks = new LoopDisks();
+  });
+  afterEach(async () => {
+    await disks.cleanup();
+  });
+
+  /** A 400 MiB GPT disk: a 32 MiB partition, then the root partition (the last), its filesystem mounted. */
+  async function partitionedRoot(ctx: Mocha.Context, fstype: string) {
+    const file = await disks.image(`${fstype}-disk.img`, '400M');
+    await run('sfdisk', ['-q', file], { input: 'label: gpt\n,32M\n,320M\n' });
+    const loop = await disks.attach(file);
+    const parts = await disks.addPartitions(loop);
+    if (!parts || parts.length !== 2) {
+      ctx.skip(); // this kernel made no partition nodes for a loop device
+    }
+    const part = (parts as string[])[1] as string;
+    const [program, ...args] = MKFS[fstype] as string[];
+    await exec(program as string, [...args, part]);
+    const root = await disks.mount(part, `${fstype}-root`);
+    return { file, loop, part, root };
+  }
+
+  const kernelSectors = async (part: string): Promise<number> => Number((await exec('blockdev', ['--getsz', part])).stdout.trim());
+
+  for (const fstype of ['xfs', 'btrfs']) {
+    it(`grows the last partition (sfdisk), tells the kernel (partx), then grows ${fstype} online; the table verifies and the filesystem fscks clean`, async function () {
+      const { file, loop, part, root } = await partitionedRoot(this, fstype);
+      const before = await sizeOf(root);
+      const sectorsBefore = await kernelSectors(part);
+      await disks.grow(file, loop, '800M');
+      const run = await bootRoot(root);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.grow?.status, 'done', JSON.stringify(run.grow));
+      const actions = run.grow?.actions ?? [];
+      assert.match(actions[0] ?? '', new RegExp(`^grew partition 2 of ${loop} from 320 MiB to 7\\d\\d(\\.\\d)? MiB$`));
+      assert.match(actions[1] ?? '', new RegExp(`^grew the ${fstype} filesystem on ${part} from`));
+      // The kernel's idea of the partition is the table's new one (partx --update), while mounted.
+      const table = await readPartitionTable(loop);
+      const inTable = table?.partitions.find((p) => p.number === 2);
+      assert.equal(await kernelSectors(part), inTable?.size);
+      assert.ok((inTable?.size ?? 0) > sectorsBefore + 700_000, `${sectorsBefore} → ${inTable?.size}`);
+      assert.equal(table?.partitions.find((p) => p.number === 1)?.size, 32 * 2048, 'partition 1 changed');
+      assert.ok((await sizeOf(root)) > before + 350 * MiB, `${before} → ${await sizeOf(root)}`);
+      const verify = await exec('sfdisk', ['--verify', loop]);
+      assert.match(verify.stdout, /No errors detected/);
+      await disks.unmount(root);
+      await fsckClean(fstype, part);
+    });
+  }
+
+  it('ext4: grows the partition; the online resize2fs is refused without CAP_SYS_RESOURCE and said so, the filesystem untouched; it grows offline into the new room', async function () {
+    const { file, loop, part, root } = await partitionedRoot(this, 'ext4');
+    const before = await sizeOf(root);
+    await disks.grow(file, loop, '800M');
+    const run = await bootRoot(root);
+    assert.match(run.grow?.actions[0] ?? '', new RegExp(`^grew partition 2 of ${loop} from 320 MiB to 7\\d\\d(\\.\\d)? MiB$`));
+    const grownSectors = await kernelSectors(part);
+    assert.ok(grownSectors > 1_400_000, `the kernel still sees ${grownSectors} sectors`);
+    if (await canResizeMountedExt4()) {
+      assert.equal(run.grow?.status, 'done', JSON.stringify(run.grow));
+      assert.ok((await sizeOf(root)) > before + 350 * MiB);
+      await disks.unmount(root);
+    } else {
+      assert.equal(run.code, 1);
+      assert.equal(run.grow?.status, 'failed');
+      assert.match(run.grow?.error ?? '', /resize2fs failed: .*Permission denied/);
+      assert.equal(await sizeOf(root), before);
+      // What can be shown here: the partition imprint grew has the room, and ext4 takes it offline.
+      await disks.unmount(root);
+      await fsckClean('ext4', part);
+      await untilNotBusy(() => exec('resize2fs', [part]));
+      const remounted = await disks.mount(part, 'ext4-offline');
+      assert.ok((await sizeOf(remounted)) > before + 350 * MiB, `offline: ${before} → ${await sizeOf(remounted)}`);
+      await disks.unmount(remounted);
+    }
+    await fsckClean('ext4', part);
   });
 });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { ConfigError, defaultConfig, parseConfig } from '../../agent/config.js';
 import { parseProcSwaps, type BlockDevice, type PartitionTable } from '../../agent/os/block-devices.js';
-import { upgradeCommands } from '../../agent/os/package-manager.js';
+import { transientServiceArgs, upgradeCommands } from '../../agent/os/package-manager.js';
+import { fstabSwapSpecs, parseSwapSpec } from '../../agent/parsers/fstab.js';
 import { run } from '../../agent/os/exec.js';
 import { classifyRoot, filesystemHasRoom, MIN_GROWTH_BYTES, missingTool, planPartition } from '../../agent/tasks/grow-root.js';
 
@@ -129,9 +130,22 @@ describe('disk work: a tool the image lacks', () => {
 
 describe('disk work: swap areas and package commands', () => {
   it('reads /proc/swaps, with the kernel\'s octal escapes', () => {
-    const text = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/vda3                               partition\t1048572\t\t0\t\t-2\n/swap\\040file                           file\t\t524284\t\t0\t\t-3\n';
-    assert.deepEqual(parseProcSwaps(text), [{ name: '/dev/vda3', kind: 'partition' }, { name: '/swap file', kind: 'file' }]);
+    const text = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/vda3                               partition\t1048572\t\t0\t\t-2\n/swap\\040file                           file\t\t524284\t\t0\t\t10\n';
+    assert.deepEqual(parseProcSwaps(text), [{ name: '/dev/vda3', kind: 'partition', priority: -2 }, { name: '/swap file', kind: 'file', priority: 10 }]);
     assert.deepEqual(parseProcSwaps('Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n'), []);
+  });
+
+  it('finds the swap lines of an fstab, by path or tag, with octal escapes; comments and other types are not swap', () => {
+    const text = '# /etc/fstab\nUUID=1b2c / ext4 defaults 0 1\nUUID=5c1e none swap sw 0 0\n  LABEL="my\\040swap"\tnone swap sw\n/swap\\040file none swap defaults 0 0\n#/dev/vdb1 none swap sw 0 0\n/dev/vdc1 /mnt/swap ext4 defaults\n';
+    assert.deepEqual(fstabSwapSpecs(text), ['UUID=5c1e', 'LABEL="my swap"', '/swap file']);
+    assert.deepEqual(fstabSwapSpecs(text).map(parseSwapSpec), [{ tag: 'UUID', value: '5c1e' }, { tag: 'LABEL', value: 'my swap' }, { path: '/swap file' }]);
+    assert.equal(parseSwapSpec('swapfile'), null);
+  });
+
+  it('runs an upgrade command as a waited-for transient service with its bound and environment, output to the journal (no pipe)', () => {
+    const args = transientServiceArgs('imprint-package-upgrade-1', 1270, { DEBIAN_FRONTEND: 'noninteractive' }, ['timeout', '--signal=TERM', '--kill-after=60', '1200', 'apt-get', '-q', 'update']);
+    assert.deepEqual(args, ['--unit', 'imprint-package-upgrade-1', '--description', 'imprint: first-boot package upgrade (apt-get -q update)', '--quiet', '--collect', '--wait',
+      '--property', 'RuntimeMaxSec=1270', '--setenv', 'DEBIAN_FRONTEND=noninteractive', '--', 'timeout', '--signal=TERM', '--kill-after=60', '1200', 'apt-get', '-q', 'update']);
   });
 
   it('upgrades non-interactively, keeping the image\'s changed config files', () => {
