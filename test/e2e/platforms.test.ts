@@ -1,0 +1,182 @@
+// One image, every cloud, booted (issue 11): the same installed imprint image, with no
+// per-cloud configuration, booted in sequence as a GCE, an Azure and an OpenNebula instance.
+// Each boot: the platform is detected from local signals inside the container, the launch key
+// lands for the platform's user only (GCE's "user:" key, Azure's adminUsername, OpenNebula's
+// USERNAME), a real ssh login as that user works, the key opens no other account, and the unit
+// ends active. Azure's wireserver (168.63.129.16, a second emulator in the metadata namespace
+// of the testbed, never in this machine's) must record the ready report.
+//
+// How the signals get into the container, since nspawn cannot give it firmware of its own:
+// - DMI: this machine's kernel has no /sys/class/dmi at all, so files cannot be bound over
+//   /sys/class/dmi/id/*; nspawn cannot create mount points in sysfs. Instead /sys/class is
+//   overlaid read-only (this machine's /sys/class below, a directory with dmi/id/FIELD files
+//   above), so imprint reads /sys/class/dmi/id/sys_vendor etc. exactly as on a VM.
+// - OpenNebula's context CD: an image file labelled CONTEXT holding context.sh, attached as a
+//   read-only loop device and bound into the container's /dev. There is no udev in the
+//   container (no /dev/disk/by-label), so imprint finds the label with blkid, as it does before
+//   udev has made its links. The filesystem is ext4, not ISO 9660: this kernel has no isofs.
+//   imprint mounts whatever filesystem carries the label, so the path is the same.
+
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Container, Testbed } from './harness.js';
+import { mustRun, run, waitFor } from './proc.js';
+import { Lab, acquireSuite, parseShow, releaseSuite, type Golden, type Key, type Suite } from './suite.js';
+
+const LOGIN_DEADLINE_MS = 120_000;
+const WIRESERVER = '168.63.129.16';
+const AZURE_ASSET_TAG = '7783-7084-3265-9085-8269-3286-77';
+
+function log(line: string): void {
+  process.stderr.write(`      ${line}\n`);
+}
+
+async function settledUnit(c: Container): Promise<Record<string, string>> {
+  return waitFor('imprint.service settled', async () => {
+    const r = await c.exec(['systemctl', 'show', '-p', 'ActiveState,SubState,Result,StatusText', 'imprint.service'], 15_000);
+    const show = parseShow(r.stdout);
+    return show.ActiveState && !['activating', 'inactive'].includes(show.ActiveState) && show.SubState !== 'start' ? show : null;
+  }, 120_000, 100);
+}
+
+/** nspawn options that overlay /sys/class with DMI fields of our choosing (see the top). */
+async function fakeFirmware(suite: Suite, name: string, dmi: Record<string, string>): Promise<string[]> {
+  const dir = suite.ws.path(`dmi-${name}`);
+  await mkdir(join(dir, 'dmi/id'), { recursive: true });
+  for (const [field, value] of Object.entries(dmi)) await writeFile(join(dir, 'dmi/id', field), `${value}\n`);
+  return [`--overlay-ro=/sys/class:${dir}:/sys/class`];
+}
+
+/** Files holding the key, from inside the container: the key must be in the platform user's file only. */
+async function filesWithKey(c: Container, key: Key): Promise<string[]> {
+  const blob = key.public.split(/\s+/)[1] as string;
+  const r = await c.exec(['grep', '-rlF', '--', blob, '/root', '/home', '/etc/ssh'], 15_000);
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+/** The key opens the platform's user and nobody else (root, the image's own user). */
+async function assertOnlyFor(bed: Testbed, c: Container, key: Key, user: string): Promise<void> {
+  assert.match(await bed.sshOk(key.private, user, 'id -un'), new RegExp(`^${user}$`, 'm'));
+  for (const other of ['root', 'debian']) {
+    const r = await bed.ssh(key.private, other, 'true', 15_000);
+    assert.notEqual(r.code, 0, `the ${user} key also logs in as ${other}`);
+  }
+  assert.deepEqual(await filesWithKey(c, key), [`/home/${user}/.ssh/authorized_keys`]);
+}
+
+async function journal(c: Container): Promise<string> {
+  return (await c.exec(['journalctl', '-b', '--no-pager', '-o', 'cat', '-u', 'imprint.service'], 15_000)).stdout;
+}
+
+describe('e2e: one image, every cloud (GCE, Azure, OpenNebula booted)', function () {
+  this.timeout(900_000);
+  let suite: Suite;
+  let golden: Golden;
+  const lab = new Lab(() => suite, 'clouds', { extraServiceAddresses: [WIRESERVER] });
+  const loops: string[] = [];
+  const seconds: Record<string, number> = {};
+
+  before(async function () {
+    this.timeout(1_200_000);
+    suite = await acquireSuite('bookworm');
+    golden = await suite.golden('imprint');
+  });
+  after(async () => {
+    try {
+      await lab.teardown();
+    } finally {
+      for (const l of loops.splice(0)) await run('losetup', ['-d', l]);
+      await releaseSuite();
+      log(`seconds per boot (container start to all checks done): ${JSON.stringify(seconds)}`);
+    }
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(`${await lab.diagnostics()}\n`);
+    for (const c of lab.containers) if (c.running) await c.stop();
+  });
+
+  it('GCE: detected by DMI; the "alice:" key lands for alice only; unit active', async () => {
+    const key = await suite.newKey('gce');
+    const tree = await lab.tree(golden.dir, 'gce');
+    const firmware = await fakeFirmware(suite, 'gce', { sys_vendor: 'Google', product_name: 'Google Compute Engine' });
+    const emu = await lab.startEmulator({ instanceId: '4820000000000000001', keys: [key.public], platform: 'gce', user: 'alice', hostname: 'gce-e2e' });
+    const t0 = performance.now();
+    const c = await lab.boot(tree, 'gce', firmware);
+    const login = await c.waitForLogin(key.private, 'alice', LOGIN_DEADLINE_MS);
+    log(`gce: first key login as alice ${Math.round(login.ms)} ms after container start`);
+    await assertOnlyFor(lab.bed as Testbed, c, key, 'alice');
+    const show = await settledUnit(c);
+    assert.equal(show.ActiveState, 'active', JSON.stringify(show));
+    assert.equal(show.Result, 'success', JSON.stringify(show));
+    assert.match(await journal(c), /platform gce \(DMI sys_vendor "Google"/);
+    const reqs = emu.requests();
+    assert.ok(reqs.length > 0 && reqs.every((l) => /header=yes/.test(l)), reqs.join('\n'));
+    seconds.gce = Math.round((performance.now() - t0) / 100) / 10;
+  });
+
+  it('Azure: detected by DMI; keys for adminUsername only; the wireserver records the ready report; unit active', async () => {
+    const key = await suite.newKey('azure');
+    const tree = await lab.tree(golden.dir, 'azure');
+    const firmware = await fakeFirmware(suite, 'azure', { sys_vendor: 'Microsoft Corporation', product_name: 'Virtual Machine', chassis_asset_tag: AZURE_ASSET_TAG });
+    const id = '0b3a7c55-1f2e-4d6a-9e8b-2a1c3d4e5f60';
+    const common = { instanceId: id, keys: [key.public], platform: 'azure', user: 'azureuser', hostname: 'azure-e2e' };
+    const emu = await lab.startEmulator(common, { ...common, address: WIRESERVER });
+    const wire = lab.companion;
+    assert.ok(wire);
+    const t0 = performance.now();
+    const c = await lab.boot(tree, 'azure', firmware);
+    await c.waitForLogin(key.private, 'azureuser', LOGIN_DEADLINE_MS);
+    await assertOnlyFor(lab.bed as Testbed, c, key, 'azureuser');
+    const show = await settledUnit(c);
+    assert.equal(show.ActiveState, 'active', JSON.stringify(show));
+    assert.equal(show.Result, 'success', JSON.stringify(show));
+    // The report went to the wireserver's own address, and IMDS got no wireserver traffic.
+    assert.ok(wire.lines.includes('emulate: wireserver received a ready report'), wire.lines.join('\n'));
+    assert.ok(wire.requests().some((l) => /^emulate: POST \/machine\/\?comp=health 200/.test(l)), wire.requests().join('\n'));
+    assert.ok(!emu.requests().some((l) => /\/machine/.test(l)), emu.requests().join('\n'));
+    assert.ok(emu.requests().every((l) => /header=yes/.test(l)), emu.requests().join('\n'));
+    const j = await journal(c);
+    assert.match(j, /platform azure \(DMI chassis_asset_tag "7783-7084-3265-9085-8269-3286-77"\)/);
+    assert.match(j, /reported Ready to the wireserver/);
+    seconds.azure = Math.round((performance.now() - t0) / 100) / 10;
+  });
+
+  it('OpenNebula: the CONTEXT disk (a loop device) is found and read; the key lands for USERNAME only; unit active', async () => {
+    const key = await suite.newKey('one');
+    const tree = await lab.tree(golden.dir, 'one');
+    await lab.stopEmulator(); // no network service: the context disk is all there is
+    const content = suite.ws.path('one-context');
+    await mkdir(content);
+    await writeFile(join(content, 'context.sh'), [
+      '# Context variables generated by OpenNebula',
+      "DISK_ID='1'",
+      "ETH0_IP='169.254.0.2'",
+      "NETWORK='YES'",
+      `SSH_PUBLIC_KEY='${key.public}'`,
+      "USERNAME='nebula'",
+      "SET_HOSTNAME='one-e2e'",
+      "TARGET='hdb'",
+      "VMID='4242'",
+      '',
+    ].join('\n'));
+    const image = suite.ws.path('one-context.img');
+    await mustRun('truncate', ['-s', '4M', image]);
+    await mustRun('mkfs.ext4', ['-q', '-L', 'CONTEXT', '-d', content, image]);
+    const loop = (await mustRun('losetup', ['--find', '--show', '--read-only', image])).stdout.trim();
+    loops.push(loop);
+    const t0 = performance.now();
+    const c = await lab.boot(tree, 'one', [`--bind-ro=${loop}`]);
+    await c.waitForLogin(key.private, 'nebula', LOGIN_DEADLINE_MS);
+    await assertOnlyFor(lab.bed as Testbed, c, key, 'nebula');
+    const show = await settledUnit(c);
+    assert.equal(show.ActiveState, 'active', JSON.stringify(show));
+    assert.equal(show.Result, 'success', JSON.stringify(show));
+    const j = await journal(c);
+    assert.match(j, /platform opennebula \(filesystem labelled CONTEXT\)/);
+    // Read and let go: nothing of the context disk stays mounted.
+    assert.equal((await c.exec(['findmnt', '-rn', '-S', loop], 10_000)).stdout, '');
+    seconds.opennebula = Math.round((performance.now() - t0) / 100) / 10;
+  });
+});
