@@ -4,7 +4,14 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { defaultConfig } from '../../agent/config.js';
+import { Deadline } from '../../agent/metadata/deadline.js';
 import { ed25519Line } from '../../agent/metadata/emulator/keys.js';
+import { startPlatformEmulator } from '../../agent/metadata/emulator/platforms.js';
+import { configDriveMetadata } from '../../agent/metadata/seeds.js';
+import { firstToAnswer, type PlatformContext } from '../../agent/metadata/platforms/provider.js';
+import { RootTree } from '../../agent/os/root.js';
+import { createServer } from 'node:net';
 import { CLI } from '../support/cli.js';
 import { DEMO_USER, FAST_KEYS_CONFIG, removeScratch, scratchImage, writeConfig } from '../support/tree.js';
 
@@ -104,10 +111,56 @@ describe('OpenStack metadata over IPv6 link-local (fe80::a9fe:a9fe%IFACE) in nam
     assert.ok(log.some((l) => /^emulate: GET \/openstack\/latest\/meta_data\.json 200/.test(l)), log.join('\n'));
   });
 
+  it('a booted system asks through each interface with a link-local address (read in the instance namespace)', async () => {
+    const listed = await exec('ip', ['netns', 'exec', nsInstance, process.execPath, '--import', 'tsx', '-e',
+      'import("./agent/os/link-local.ts").then((m) => console.log(JSON.stringify(m.linkLocalInterfaces())))'], { cwd: path.resolve(CLI, '../..') });
+    assert.deepEqual(JSON.parse(listed.stdout), [vInstance]);
+  });
+
   it('refuses a zone that is not an interface name, before any connection', async () => {
     const run = await exec(process.execPath, [CLI, 'boot', '--root', root, '--platform', 'openstack', '--metadata-url', `http://[${SERVICE}%25eth0%2Fx]`],
       { env: { PATH: process.env.PATH, IMPRINT_FORBID_METADATA_ADDRESS: '1' } }).catch((e: { stderr: string; code: number }) => e);
     assert.equal((run as { code?: number }).code, 2);
     assert.match(run.stderr, /--metadata-url "http:\/\/\[fe80::a9fe:a9fe%25eth0%2Fx\]" is not a URL/);
+  });
+});
+
+// The race a booted OpenStack instance runs between 169.254.169.254 and fe80::a9fe:a9fe%IFACE,
+// here between two loopback addresses (no namespace needed): a dead one and the emulator.
+describe('firstToAnswer: one dialect asked at several addresses at once', () => {
+  const config = defaultConfig().metadata;
+  const notes: string[] = [];
+  const ctx = (deadlineMs: number): PlatformContext => ({
+    root: new RootTree('/nonexistent-imprint-tree'), config, url: 'unused', explicitUrl: true, wireserverUrl: null,
+    productCodes: false, deadline: new Deadline(deadlineMs), hooks: {}, note: (l) => notes.push(l),
+  });
+  const deadPort = async (): Promise<number> => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  };
+  const openstackRead = (c: PlatformContext, urls: string[]) => firstToAnswer('openstack', c, urls, {}, async (http) => {
+    const where = '/openstack/latest/meta_data.json';
+    return configDriveMetadata({ text: (await http.get(where)) ?? '', where });
+  });
+
+  it('takes the address that answers, while the other gets no answer', async () => {
+    const e = await startPlatformEmulator({ platform: 'openstack', keys: [ed25519Line('race@a')] });
+    try {
+      const dead = `http://127.0.0.1:${await deadPort()}`;
+      const read = await openstackRead(ctx(20_000), [dead, e.url]);
+      await read.close();
+      assert.equal(read.metadata?.instanceId, e.instanceId);
+      assert.ok(notes.includes(`openstack: answered at ${e.url}`), notes.join('\n'));
+    } finally {
+      await e.close();
+    }
+  });
+
+  it('when none answers, reports the first address\'s failure', async () => {
+    const [a, b] = [`http://127.0.0.1:${await deadPort()}`, `http://127.0.0.1:${await deadPort()}`];
+    await assert.rejects(openstackRead(ctx(1_500), [a, b]), (err: Error) => err.message.includes(`metadata service at ${a} gave no usable answer`));
   });
 });
