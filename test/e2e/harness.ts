@@ -257,6 +257,8 @@ export interface EmulatorOptions {
   /** --user and --hostname of a platform dialect. */
   user?: string;
   hostname?: string;
+  /** Keys for other logins than `user` (GCE "USER:KEY" lines). */
+  userKeys?: readonly { user: string; key: string }[];
   /** Where it listens in the metadata namespace (default META_ADDR:80): one of the testbed's addresses. */
   address?: string;
 }
@@ -288,6 +290,7 @@ export class Emulator {
     if (opts.platform) args.push('--platform', opts.platform);
     if (opts.user) args.push('--user', opts.user);
     if (opts.hostname) args.push('--hostname', opts.hostname);
+    for (const k of opts.userKeys ?? []) args.push('--user-key', `${k.user}=${k.key}`);
     const child = spawn('ip', args, { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('could not start the emulator');
     trackedPids.add(child.pid);

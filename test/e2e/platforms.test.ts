@@ -56,10 +56,10 @@ async function filesWithKey(c: Container, key: Key): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
-/** The key opens the platform's user and nobody else (root, the image's own user). */
-async function assertOnlyFor(bed: Testbed, c: Container, key: Key, user: string): Promise<void> {
+/** The key opens the platform's user and nobody else (root, the image's own user, other platform users). */
+async function assertOnlyFor(bed: Testbed, c: Container, key: Key, user: string, alsoNot: string[] = []): Promise<void> {
   assert.match(await bed.sshOk(key.private, user, 'id -un'), new RegExp(`^${user}$`, 'm'));
-  for (const other of ['root', 'debian']) {
+  for (const other of ['root', 'debian', ...alsoNot]) {
     const r = await bed.ssh(key.private, other, 'true', 15_000);
     assert.notEqual(r.code, 0, `the ${user} key also logs in as ${other}`);
   }
@@ -97,16 +97,20 @@ describe('e2e: one image, every cloud (GCE, Azure, OpenNebula booted)', function
     for (const c of lab.containers) if (c.running) await c.stop();
   });
 
-  it('GCE: detected by DMI; the "alice:" key lands for alice only; unit active', async () => {
+  it('GCE: detected by DMI; the "alice:" key lands for alice only, the "bob:" key for bob only; unit active', async () => {
     const key = await suite.newKey('gce');
+    const bob = await suite.newKey('gce-bob');
     const tree = await lab.tree(golden.dir, 'gce');
     const firmware = await fakeFirmware(suite, 'gce', { sys_vendor: 'Google', product_name: 'Google Compute Engine' });
-    const emu = await lab.startEmulator({ instanceId: '4820000000000000001', keys: [key.public], platform: 'gce', user: 'alice', hostname: 'gce-e2e' });
+    const emu = await lab.startEmulator({
+      instanceId: '4820000000000000001', keys: [key.public], platform: 'gce', user: 'alice', hostname: 'gce-e2e', userKeys: [{ user: 'bob', key: bob.public }],
+    });
     const t0 = performance.now();
     const c = await lab.boot(tree, 'gce', firmware);
     const login = await c.waitForLogin(key.private, 'alice', LOGIN_DEADLINE_MS);
     log(`gce: first key login as alice ${Math.round(login.ms)} ms after container start`);
-    await assertOnlyFor(lab.bed as Testbed, c, key, 'alice');
+    await assertOnlyFor(lab.bed as Testbed, c, key, 'alice', ['bob']);
+    await assertOnlyFor(lab.bed as Testbed, c, bob, 'bob', ['alice']);
     const show = await settledUnit(c);
     assert.equal(show.ActiveState, 'active', JSON.stringify(show));
     assert.equal(show.Result, 'success', JSON.stringify(show));

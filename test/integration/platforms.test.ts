@@ -401,8 +401,21 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       assert.ok((await keysOf('azureuser'))?.includes(key));
     });
 
+    it('serves GCE keys for other logins given with --user-key USER=KEY', async () => {
+      const [alice, bob] = [ed25519Line('alice@cli'), ed25519Line('bob@cli')];
+      const r = await runCommand(['--platform', 'gce', '--listen', '127.0.0.1:0', '--key', alice, '--user', 'alice', '--user-key', `bob=${bob}`], async (base) => {
+        const run = await imprint(['boot', '--root', root, '--platform', 'gce', '--metadata-url', base, '--json']);
+        assert.equal(run.code, 0, run.stderr);
+      });
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^emulate: platform gce, instance \S+, 2 key\(s\)/m);
+      const [a, b] = [await keysOf('alice'), await keysOf('bob')];
+      assert.ok(a?.includes(alice) && !a.includes(bob), a ?? '');
+      assert.ok(b?.includes(bob) && !b.includes(alice), b ?? '');
+    });
+
     it('refuses unknown platforms, EC2-only flags and token scenarios with exit status 2', async () => {
-      for (const argv of [['--platform', 'mars'], ['--platform', 'gce', '--scenario', 'imdsv2-only'], ['--platform', 'gce', '--product-code', 'abc'], ['--platform', 'gce', '--scenario', 'nope']]) {
+      for (const argv of [['--platform', 'mars'], ['--platform', 'azure', '--user-key', 'bob=ssh-ed25519 AAAA'], ['--platform', 'gce', '--user-key', 'Bad User=ssh-ed25519 AAAA'], ['--platform', 'gce', '--scenario', 'imdsv2-only'], ['--platform', 'gce', '--product-code', 'abc'], ['--platform', 'gce', '--scenario', 'nope']]) {
         const r = await runCommand(argv);
         assert.equal(r.code, 2, argv.join(' '));
         assert.match(r.err, /^imprint: /, argv.join(' '));
