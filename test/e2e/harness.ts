@@ -42,6 +42,11 @@ export interface TestbedOptions {
    * link route of its own (Azure's wireserver, 168.63.129.16, outside the link-local subnet).
    */
   extraServiceAddresses?: readonly string[];
+  /**
+   * A private /24 on the metadata side (the address given, e.g. 10.1.1.1): CloudStack's virtual
+   * router, which is the DHCP server the instance gets an address from and the metadata service.
+   */
+  router?: string;
 }
 
 export class Testbed {
@@ -52,6 +57,7 @@ export class Testbed {
     readonly vethMeta: string,
     readonly vethInst: string,
     readonly extra: readonly string[] = [],
+    readonly router: string | null = null,
   ) {}
 
   /** Makes the two namespaces and the pair, then verifies them (throws, cleaning up, if wrong). */
@@ -60,8 +66,9 @@ export class Testbed {
     const n = sequence++;
     const base = `imprint-e2e-${process.pid}-${n}`;
     for (const a of opts.extraServiceAddresses ?? []) if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(a)) throw new Error(`not an IPv4 address: ${a}`);
+    if (opts.router !== undefined && !/^10\.\d{1,3}\.\d{1,3}\.1$/.test(opts.router)) throw new Error(`the router must be a 10.x.y.1 address, not ${opts.router}`);
     // Interface names: at most 15 bytes.
-    const bed = new Testbed(`${base}-meta`, `${base}-inst`, `ie${process.pid}m${n}`, `ie${process.pid}i${n}`, opts.extraServiceAddresses ?? []);
+    const bed = new Testbed(`${base}-meta`, `${base}-inst`, `ie${process.pid}m${n}`, `ie${process.pid}i${n}`, opts.extraServiceAddresses ?? [], opts.router ?? null);
     try {
       for (const ns of [bed.meta, bed.inst]) {
         if (existsSync(`/run/netns/${ns}`)) throw new Error(`network namespace ${ns} exists already`);
@@ -76,6 +83,7 @@ export class Testbed {
         await mustRun('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
         await mustRun('ip', ['-n', ns, 'link', 'set', dev, 'up']);
       }
+      if (bed.router) await mustRun('ip', ['-n', bed.meta, 'addr', 'add', `${bed.router}/24`, 'dev', bed.vethMeta]);
       for (const a of bed.extra) {
         await mustRun('ip', ['-n', bed.meta, 'addr', 'add', `${a}/32`, 'dev', bed.vethMeta]);
         await mustRun('ip', ['-n', bed.inst, 'route', 'add', `${a}/32`, 'dev', bed.vethInst, 'src', INST_ADDR]);
@@ -104,7 +112,7 @@ export class Testbed {
       const host = await ipJson<IpLink>(['addr', 'show']);
       for (const link of host) {
         if (link.ifname === this.vethMeta || link.ifname === this.vethInst) problems.push(`${link.ifname} is in this machine's own namespace`);
-        for (const a of link.addr_info ?? []) if (a.local === META_ADDR || this.extra.includes(a.local ?? '')) problems.push(`${a.local} is on this machine's ${link.ifname}`);
+        for (const a of link.addr_info ?? []) if (a.local === META_ADDR || this.extra.includes(a.local ?? '') || (this.router !== null && a.local === this.router)) problems.push(`${a.local} is on this machine's ${link.ifname}`);
       }
       if (nsInode(`/run/netns/${this.meta}`) === nsInode('/proc/self/ns/net')) problems.push(`${this.meta} is this machine's own namespace`);
       const sides = [
@@ -123,7 +131,7 @@ export class Testbed {
           if (link.ifname === side.dev) {
             index.set(side.dev, link.ifindex ?? -1);
             const inet = (link.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`).sort();
-            const want = [`${side.addr}/${PREFIX_LEN}`, ...(side.ns === this.meta ? this.extra.map((a) => `${a}/32`) : [])].sort();
+            const want = [`${side.addr}/${PREFIX_LEN}`, ...(side.ns === this.meta ? [...this.extra.map((a) => `${a}/32`), ...(this.router ? [`${this.router}/24`] : [])] : [])].sort();
             if (JSON.stringify(inet) !== JSON.stringify(want)) {
               problems.push(`${side.ns}: ${side.dev} has ${inet.join(',') || 'no IPv4 address'}, expected ${want.join(',')}`);
             }
@@ -134,8 +142,9 @@ export class Testbed {
         else problems.push(`${side.ns}: no ${side.dev}`);
         const routes = await ipJson<IpRoute>(['-n', side.ns, 'route', 'show', 'table', 'main']);
         const extraRoutes = side.ns === this.inst ? this.extra : [];
+        const routerNet = side.ns === this.meta && this.router ? this.router.replace(/\.1$/, '.0/24') : null;
         for (const r of routes) {
-          const known = r.dst === `169.254.0.0/${PREFIX_LEN}` || extraRoutes.includes(r.dst ?? '');
+          const known = r.dst === `169.254.0.0/${PREFIX_LEN}` || extraRoutes.includes(r.dst ?? '') || (routerNet !== null && r.dst === routerNet);
           if (!known || r.dev !== side.dev || r.gateway) problems.push(`${side.ns}: unexpected route ${JSON.stringify(r)}`);
         }
         for (const a of extraRoutes) if (!routes.some((r) => r.dst === a)) problems.push(`${side.ns}: no route to ${a}`);
@@ -283,7 +292,7 @@ export class Emulator {
     await bed.verify();
     const cmd = emulatorCommand();
     const address = opts.address ?? META_ADDR;
-    if (address !== META_ADDR && !bed.extra.includes(address)) throw new Error(`e2e harness refuses to start: ${address} is not an address of the testbed`);
+    if (address !== META_ADDR && !bed.extra.includes(address) && address !== bed.router) throw new Error(`e2e harness refuses to start: ${address} is not an address of the testbed`);
     const args = ['netns', 'exec', bed.meta, cmd.file, ...cmd.args, 'emulate', '--listen', `${address}:80`, '--instance-id', opts.instanceId];
     for (const k of opts.keys) args.push('--key', k);
     for (const s of opts.scenarios ?? []) args.push('--scenario', s);
