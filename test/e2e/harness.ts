@@ -130,9 +130,9 @@ export class Testbed {
           if (!(link.flags ?? []).includes('UP')) problems.push(`${side.ns}: ${link.ifname} is down`);
           if (link.ifname === side.dev) {
             index.set(side.dev, link.ifindex ?? -1);
-            const inet = (link.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`).sort();
-            const want = [`${side.addr}/${PREFIX_LEN}`, ...(side.ns === this.meta ? [...this.extra.map((a) => `${a}/32`), ...(this.router ? [`${this.router}/24`] : [])] : [])].sort();
-            if (JSON.stringify(inet) !== JSON.stringify(want)) {
+            const inet = (link.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+            const want = [`${side.addr}/${PREFIX_LEN}`, ...(side.ns === this.meta ? [...this.extra.map((a) => `${a}/32`), ...(this.router ? [`${this.router}/24`] : [])] : [])];
+            if (JSON.stringify([...inet].sort()) !== JSON.stringify([...want].sort())) {
               problems.push(`${side.ns}: ${side.dev} has ${inet.join(',') || 'no IPv4 address'}, expected ${want.join(',')}`);
             }
           }
