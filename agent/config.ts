@@ -4,6 +4,7 @@ import { didYouMean, Validator } from './config/validator.js';
 export { didYouMean, levenshtein } from './config/validator.js';
 import type { HostKeyType } from './os/ssh-keygen.js';
 import { PLATFORM_NAMES, type PlatformName } from './metadata/platforms/names.js';
+import { splitZone } from './os/zoned-url.js';
 
 // The optional YAML config (/etc/imprint/imprint.yaml). No file means safe defaults. Every
 // field is validated; any error is reported as file:line:col and nothing is changed.
@@ -217,7 +218,8 @@ function parseSize(text: string): number | null {
 export function metadataUrlProblem(text: string): string | null {
   let url: URL;
   try {
-    url = new URL(text);
+    // A link-local address may carry its interface as RFC 6874's zone: [fe80::a9fe:a9fe%25eth0].
+    url = new URL(splitZone(text).url);
   } catch {
     return `"${text}" is not a URL`;
   }

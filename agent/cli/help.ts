@@ -125,6 +125,7 @@ console with the evidence, and only its addresses are contacted, as IP literals)
                 "ec2...", sys_vendor "3DS Outscale"; 169.254.169.254, fd00:ec2::254
   openstack     DMI product_name "OpenStack Nova"/"OpenStack Compute", sys_vendor "OpenStack
                 Foundation", chassis_asset_tag of OpenStack clouds; openstack/latest/meta_data.json
+                at 169.254.169.254 and fe80::a9fe:a9fe on each link (first answer wins)
   gce           DMI sys_vendor "Google", product_name "Google Compute Engine", product_serial
                 "GoogleCloud-..."; Metadata-Flavor: Google; keys for their user:
   azure         DMI chassis_asset_tag "7783-7084-3265-9085-8269-3286-77"; IMDS (Metadata: true),
@@ -140,7 +141,8 @@ console with the evidence, and only its addresses are contacted, as IP literals)
   alibaba       DMI product_name "Alibaba Cloud ECS", sys_vendor "Alibaba Cloud"; token;
                 100.100.100.200
   opennebula    a filesystem labelled CONTEXT, or /var/lib/imprint/seed/opennebula/context.sh;
-                SSH_PUBLIC_KEY for USERNAME, SET_HOSTNAME (read as data, never run)
+                SSH_PUBLIC_KEY for USERNAME, SET_HOSTNAME (read as data, never run);
+                REPORT_READY=YES: READY=YES to ONEGATE_ENDPOINT/vm (token.txt, VMID)
   nocloud       a filesystem labelled cidata, or ds=nocloud on the kernel command line
   config-drive  a filesystem labelled config-2
   imprint.platform=NAME on the kernel command line names it; a seed filesystem outranks DMI;

@@ -48,6 +48,8 @@ Options:
   --user NAME              (--platform) The login the keys are for: GCE's key user, Azure's
                            adminUsername, Akamai's user (default cloud-user).
   --hostname NAME          (--platform) The host name served.
+  --user-key USER=KEY      (--platform gce, akamai) A key for another login than --user,
+                           repeatable: GCE serves it as "USER:KEY".
   -h, --help               Print this help.
 
 Scenarios:
@@ -83,6 +85,7 @@ const OPTIONS = {
   platform: { type: 'string' },
   user: { type: 'string' },
   hostname: { type: 'string' },
+  'user-key': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -197,15 +200,22 @@ async function emulatePlatform(argv: string[], io: EmulateIo): Promise<number | 
     for (const flag of ['config', 'product-code', 'identity-key', 'identity-cert', 'identity-embed-cert', 'region', 'account-id', 'image-id', 'instance-type'] as const) {
       if (v[flag] !== undefined) throw new UsageError(`emulate: --${flag} is EC2's and does not apply to --platform ${platform}`);
     }
+    if (v['user-key'] && platform !== 'gce' && platform !== 'akamai') throw new UsageError(`emulate: --user-key applies to --platform gce and akamai only`);
+    const userKeys = (v['user-key'] ?? []).map((text) => {
+      const m = /^([a-z_][a-z0-9_.-]{0,31})=(\S.*)$/.exec(text);
+      if (!m) throw new UsageError(`emulate: --user-key takes USER=KEY, not "${text.slice(0, 40)}"`);
+      return { user: m[1] as string, key: m[2] as string };
+    });
+    const keys = [...(v.key ?? []), ...userKeys];
     const scenarios = (v.scenario ?? []).map(parseScenario);
     const emulator = await startPlatformEmulator({
       platform, scenarios, listen: parseListen(v.listen ?? '127.0.0.1:1338'), log: (line) => io.out(`${line}\n`),
-      ...(v['instance-id'] ? { instanceId: v['instance-id'] } : {}), ...(v.key ? { keys: v.key } : {}),
+      ...(v['instance-id'] ? { instanceId: v['instance-id'] } : {}), ...(keys.length > 0 ? { keys } : {}),
       ...(v.user ? { user: v.user } : {}), ...(v.hostname ? { hostname: v.hostname } : {}),
       onReady: () => io.out('emulate: wireserver received a ready report\n'),
     });
     io.out(`emulate: listening on ${emulator.url}\n`);
-    io.out(`emulate: platform ${platform}, instance ${emulator.instanceId}, ${v.key?.length ?? 0} key(s), scenarios: ${scenarios.map(scenarioLabel).join(', ') || 'none'}\n`);
+    io.out(`emulate: platform ${platform}, instance ${emulator.instanceId}, ${keys.length} key(s), scenarios: ${scenarios.map(scenarioLabel).join(', ') || 'none'}\n`);
     await untilStopped(io.stop);
     await emulator.close();
     io.out('emulate: stopped\n');

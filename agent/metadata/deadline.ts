@@ -23,6 +23,23 @@ export class Deadline {
   }
 }
 
+/** The rest of a deadline, which can be ended early: the losers of a race between addresses stop at once. */
+export class StoppableDeadline extends Deadline {
+  private stopped = false;
+
+  constructor(parent: Deadline) {
+    super(parent.remaining());
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  override remaining(): number {
+    return this.stopped ? 0 : super.remaining();
+  }
+}
+
 /** Resolves after ms; with unref, the timer alone does not keep the process alive (a race's loser). */
 export function delay(ms: number, opts: { unref?: boolean } = {}): Promise<void> {
   return new Promise((resolve) => {

@@ -1,8 +1,9 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { setFlagsFromString } from 'node:v8';
-import { Agent, errors as undiciErrors, request } from 'undici';
+import { Agent, buildConnector, errors as undiciErrors, request } from 'undici';
 import { ImprintError } from './errors.js';
 import { isMetadataHost } from './metadata-address.js';
+import { splitZone } from './zoned-url.js';
 
 // undici parses HTTP with llhttp compiled to WebAssembly at the first connection. V8 compiles it
 // with its baseline compiler, then recompiles the parser's hot functions with the optimizing one
@@ -75,15 +76,36 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class HttpClient {
   private readonly agent: Agent;
+  /** Link-local addresses asked for, with the interface each is reached through. */
+  private readonly zones = new Map<string, string>();
 
   constructor(private readonly opts: HttpOptions) {
-    const connect = guardOn() ? { timeout: 2_000, lookup: guardedLookup() } : { timeout: 2_000 };
+    const connector = buildConnector(guardOn() ? { timeout: 2_000, lookup: guardedLookup() } : { timeout: 2_000 });
+    // undici hands the connector the host without brackets and, having parsed it with URL, without
+    // a zone: a link-local address gets its interface back here (net.connect takes "fe80::1%eth0").
+    const connect: buildConnector.connector = (o, callback) => {
+      const zone = this.zones.get(o.hostname);
+      connector(zone === undefined ? o : { ...o, hostname: `${o.hostname}%${zone}` }, callback);
+    };
     this.agent = new Agent({ connect, connections: opts.maxConnections, maxResponseSize: opts.maxBodyBytes, pipelining: 1, keepAliveTimeout: 5_000 });
   }
 
   async send(method: 'GET' | 'PUT' | 'POST', url: string, headers: Record<string, string>, timeoutMs: number, payload?: string): Promise<HttpResponse> {
-    const target = new URL(url);
+    let zoned;
+    try {
+      zoned = splitZone(url);
+    } catch (err) {
+      throw new ImprintError(`${url}: ${(err as Error).message}`);
+    }
+    const target = new URL(zoned.url);
     guard(target);
+    if (zoned.zone !== null) {
+      const bare = target.hostname.slice(1, -1);
+      const known = this.zones.get(bare);
+      // One client, one interface per address: the pool is keyed by origin, which has no zone.
+      if (known !== undefined && known !== zoned.zone) throw new ImprintError(`${target.hostname}: asked through ${known} already, not ${zoned.zone}`);
+      this.zones.set(bare, zoned.zone);
+    }
     timeoutMs = Math.max(1, Math.floor(timeoutMs));
     const signal = AbortSignal.timeout(timeoutMs);
     try {

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
-import { listTreeDir, readTreeFile } from './files.js';
+import { run } from './exec.js';
+import { listTreeDir, readTreeFile, statTree } from './files.js';
 import type { RootTree } from './root.js';
 
 // The local facts platform detection decides on, read before any network use: the DMI strings
@@ -18,7 +19,7 @@ export interface PlatformSignals {
   hypervisorUuid?: string;
   /** Kernel command line words. */
   cmdline: string[];
-  /** Filesystem labels seen under /dev/disk/by-label. */
+  /** Filesystem labels seen under /dev/disk/by-label (or, with no udev links, by blkid). */
   labels: string[];
 }
 
@@ -47,6 +48,20 @@ async function readSignal(root: RootTree, file: string): Promise<string | undefi
   return clean ? clean : undefined;
 }
 
+/**
+ * The labels udev links under /dev/disk/by-label. A booted system without those links at all
+ * (no udev: a container; udev not yet through its coldplug) is asked with blkid, as seed
+ * reading does (labelled-fs.ts), so a context CD attached there is not missed. A tree is
+ * never probed: its /dev is not this machine's.
+ */
+async function readLabels(root: RootTree): Promise<string[]> {
+  const linked = await listTreeDir(root, '/dev/disk/by-label').catch(() => []);
+  if (!root.isLive || linked.length > 0 || (await statTree(root, '/dev/disk/by-label').catch(() => null))) return linked;
+  // -c /dev/null: probe the devices now, not a cache written before this boot; exit 2: no labels.
+  const found = await run('blkid', ['-c', '/dev/null', '-s', 'LABEL', '-o', 'value'], { okCodes: [2], timeoutMs: 10_000 }).catch(() => null);
+  return [...new Set((found?.stdout ?? '').split('\n').map((l) => l.trim()).filter(Boolean))].sort();
+}
+
 export async function readPlatformSignals(root: RootTree): Promise<PlatformSignals> {
   const dmi: PlatformSignals['dmi'] = {};
   await Promise.all(DMI_FIELDS.map(async (field) => {
@@ -55,6 +70,6 @@ export async function readPlatformSignals(root: RootTree): Promise<PlatformSigna
   }));
   const hypervisorUuid = await readSignal(root, '/sys/hypervisor/uuid');
   const cmdline = (await readSignal(root, '/proc/cmdline'))?.split(/\s+/).filter(Boolean) ?? [];
-  const labels = await listTreeDir(root, '/dev/disk/by-label').catch(() => []);
+  const labels = await readLabels(root);
   return { dmi, cmdline, labels, ...(hypervisorUuid === undefined ? {} : { hypervisorUuid }) };
 }

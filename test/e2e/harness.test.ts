@@ -41,6 +41,14 @@ describe('e2e harness', function () {
       await assert.rejects(bed.verify(), /refuses to start: .*interfaces lo, expected/);
     });
 
+    it('with the wireserver and a router: accepts exactly them; refuses an emulator elsewhere or a lost route', async () => {
+      bed = await Testbed.create({ extraServiceAddresses: ['168.63.129.16'], router: '10.1.1.1' });
+      await bed.verify();
+      await assert.rejects(Emulator.start(bed, { instanceId: 'i-0', keys: [], address: '10.9.9.9' }), /10\.9\.9\.9 is not an address of the testbed/);
+      await mustRun('ip', ['-n', bed.inst, 'route', 'delete', '168.63.129.16/32']);
+      await assert.rejects(bed.verify(), /refuses to start: .*no route to 168\.63\.129\.16/);
+    });
+
     it('refuses when a namespace has a default route', async () => {
       bed = await Testbed.create();
       await mustRun('ip', ['-n', bed.inst, 'route', 'add', 'default', 'via', META_ADDR]);

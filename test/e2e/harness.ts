@@ -36,6 +36,19 @@ function nsInode(path: string): number {
   return statSync(path).ino;
 }
 
+export interface TestbedOptions {
+  /**
+   * Further service addresses (/32) on the metadata side, each reached from the instance by a
+   * link route of its own (Azure's wireserver, 168.63.129.16, outside the link-local subnet).
+   */
+  extraServiceAddresses?: readonly string[];
+  /**
+   * A private /24 on the metadata side (the address given, e.g. 10.1.1.1): CloudStack's virtual
+   * router, which is the DHCP server the instance gets an address from and the metadata service.
+   */
+  router?: string;
+}
+
 export class Testbed {
   private destroyed = false;
   private constructor(
@@ -43,15 +56,19 @@ export class Testbed {
     readonly inst: string,
     readonly vethMeta: string,
     readonly vethInst: string,
+    readonly extra: readonly string[] = [],
+    readonly router: string | null = null,
   ) {}
 
   /** Makes the two namespaces and the pair, then verifies them (throws, cleaning up, if wrong). */
-  static async create(): Promise<Testbed> {
+  static async create(opts: TestbedOptions = {}): Promise<Testbed> {
     installEmergencyCleanup();
     const n = sequence++;
     const base = `imprint-e2e-${process.pid}-${n}`;
+    for (const a of opts.extraServiceAddresses ?? []) if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(a)) throw new Error(`not an IPv4 address: ${a}`);
+    if (opts.router !== undefined && !/^10\.\d{1,3}\.\d{1,3}\.1$/.test(opts.router)) throw new Error(`the router must be a 10.x.y.1 address, not ${opts.router}`);
     // Interface names: at most 15 bytes.
-    const bed = new Testbed(`${base}-meta`, `${base}-inst`, `ie${process.pid}m${n}`, `ie${process.pid}i${n}`);
+    const bed = new Testbed(`${base}-meta`, `${base}-inst`, `ie${process.pid}m${n}`, `ie${process.pid}i${n}`, opts.extraServiceAddresses ?? [], opts.router ?? null);
     try {
       for (const ns of [bed.meta, bed.inst]) {
         if (existsSync(`/run/netns/${ns}`)) throw new Error(`network namespace ${ns} exists already`);
@@ -65,6 +82,11 @@ export class Testbed {
       for (const [ns, dev] of [[bed.meta, bed.vethMeta], [bed.inst, bed.vethInst]] as const) {
         await mustRun('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
         await mustRun('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+      }
+      if (bed.router) await mustRun('ip', ['-n', bed.meta, 'addr', 'add', `${bed.router}/24`, 'dev', bed.vethMeta]);
+      for (const a of bed.extra) {
+        await mustRun('ip', ['-n', bed.meta, 'addr', 'add', `${a}/32`, 'dev', bed.vethMeta]);
+        await mustRun('ip', ['-n', bed.inst, 'route', 'add', `${a}/32`, 'dev', bed.vethInst, 'src', INST_ADDR]);
       }
       // The subnet route comes with the address; make sure it is there (and nothing else).
       await bed.verify();
@@ -90,7 +112,7 @@ export class Testbed {
       const host = await ipJson<IpLink>(['addr', 'show']);
       for (const link of host) {
         if (link.ifname === this.vethMeta || link.ifname === this.vethInst) problems.push(`${link.ifname} is in this machine's own namespace`);
-        for (const a of link.addr_info ?? []) if (a.local === META_ADDR) problems.push(`${META_ADDR} is on this machine's ${link.ifname}`);
+        for (const a of link.addr_info ?? []) if (a.local === META_ADDR || this.extra.includes(a.local ?? '') || (this.router !== null && a.local === this.router)) problems.push(`${a.local} is on this machine's ${link.ifname}`);
       }
       if (nsInode(`/run/netns/${this.meta}`) === nsInode('/proc/self/ns/net')) problems.push(`${this.meta} is this machine's own namespace`);
       const sides = [
@@ -108,9 +130,10 @@ export class Testbed {
           if (!(link.flags ?? []).includes('UP')) problems.push(`${side.ns}: ${link.ifname} is down`);
           if (link.ifname === side.dev) {
             index.set(side.dev, link.ifindex ?? -1);
-            const inet = (link.addr_info ?? []).filter((a) => a.family === 'inet');
-            if (inet.length !== 1 || inet[0]?.local !== side.addr || inet[0]?.prefixlen !== PREFIX_LEN) {
-              problems.push(`${side.ns}: ${side.dev} has ${inet.map((a) => `${a.local}/${a.prefixlen}`).join(',') || 'no IPv4 address'}, expected ${side.addr}/${PREFIX_LEN}`);
+            const inet = (link.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+            const want = [`${side.addr}/${PREFIX_LEN}`, ...(side.ns === this.meta ? [...this.extra.map((a) => `${a}/32`), ...(this.router ? [`${this.router}/24`] : [])] : [])];
+            if (JSON.stringify([...inet].sort()) !== JSON.stringify([...want].sort())) {
+              problems.push(`${side.ns}: ${side.dev} has ${inet.join(',') || 'no IPv4 address'}, expected ${want.join(',')}`);
             }
           }
         }
@@ -118,9 +141,13 @@ export class Testbed {
         if (detail) links.set(side.dev, detail);
         else problems.push(`${side.ns}: no ${side.dev}`);
         const routes = await ipJson<IpRoute>(['-n', side.ns, 'route', 'show', 'table', 'main']);
+        const extraRoutes = side.ns === this.inst ? this.extra : [];
+        const routerNet = side.ns === this.meta && this.router ? this.router.replace(/\.1$/, '.0/24') : null;
         for (const r of routes) {
-          if (r.dst !== `169.254.0.0/${PREFIX_LEN}` || r.dev !== side.dev || r.gateway) problems.push(`${side.ns}: unexpected route ${JSON.stringify(r)}`);
+          const known = r.dst === `169.254.0.0/${PREFIX_LEN}` || extraRoutes.includes(r.dst ?? '') || (routerNet !== null && r.dst === routerNet);
+          if (!known || r.dev !== side.dev || r.gateway) problems.push(`${side.ns}: unexpected route ${JSON.stringify(r)}`);
         }
+        for (const a of extraRoutes) if (!routes.some((r) => r.dst === a)) problems.push(`${side.ns}: no route to ${a}`);
       }
       for (const side of sides) {
         const link = links.get(side.dev);
@@ -234,6 +261,15 @@ export interface EmulatorOptions {
   instanceId: string;
   keys: string[];
   scenarios?: string[];
+  /** Another cloud's dialect (imprint emulate --platform). */
+  platform?: string;
+  /** --user and --hostname of a platform dialect. */
+  user?: string;
+  hostname?: string;
+  /** Keys for other logins than `user` (GCE "USER:KEY" lines). */
+  userKeys?: readonly { user: string; key: string }[];
+  /** Where it listens in the metadata namespace (default META_ADDR:80): one of the testbed's addresses. */
+  address?: string;
 }
 
 /** How to run imprint on this machine for the emulator: the single binary if built, else node + bundle. */
@@ -255,9 +291,15 @@ export class Emulator {
   static async start(bed: Testbed, opts: EmulatorOptions): Promise<Emulator> {
     await bed.verify();
     const cmd = emulatorCommand();
-    const args = ['netns', 'exec', bed.meta, cmd.file, ...cmd.args, 'emulate', '--listen', `${META_ADDR}:80`, '--instance-id', opts.instanceId];
+    const address = opts.address ?? META_ADDR;
+    if (address !== META_ADDR && !bed.extra.includes(address) && address !== bed.router) throw new Error(`e2e harness refuses to start: ${address} is not an address of the testbed`);
+    const args = ['netns', 'exec', bed.meta, cmd.file, ...cmd.args, 'emulate', '--listen', `${address}:80`, '--instance-id', opts.instanceId];
     for (const k of opts.keys) args.push('--key', k);
     for (const s of opts.scenarios ?? []) args.push('--scenario', s);
+    if (opts.platform) args.push('--platform', opts.platform);
+    if (opts.user) args.push('--user', opts.user);
+    if (opts.hostname) args.push('--hostname', opts.hostname);
+    for (const k of opts.userKeys ?? []) args.push('--user-key', `${k.user}=${k.key}`);
     const child = spawn('ip', args, { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('could not start the emulator');
     trackedPids.add(child.pid);
@@ -310,6 +352,8 @@ export interface BootOptions {
   consoleFile: string;
   /** A guest with systemd >= 256 (Debian 13) refuses this host's hybrid cgroup hierarchy. */
   unifiedCgroups?: boolean;
+  /** More nspawn options (a device bound in, firmware tables overlaid), put before -D. */
+  extraArgs?: readonly string[];
 }
 
 export class Container {
@@ -353,7 +397,7 @@ export class Container {
       '--quiet', '--register=no', '--keep-unit', `--machine=${opts.machine}`,
       `--network-namespace-path=/run/netns/${bed.inst}`,
       '--link-journal=no', '--resolv-conf=off', '--timezone=off',
-      '--console=read-only', '-D', dir, '-b',
+      '--console=read-only', ...(opts.extraArgs ?? []), '-D', dir, '-b',
     ];
     const startedAt = performance.now();
     const startedMonoUs = Number(process.hrtime.bigint() / 1000n);

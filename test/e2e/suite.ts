@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { debianRootfsTarball, type DebianSuite } from '../support/debian-rootfs.js';
-import { Container, Emulator, Testbed, type EmulatorOptions } from './harness.js';
+import { Container, Emulator, Testbed, type EmulatorOptions, type TestbedOptions } from './harness.js';
 import {
   Workspace, bakeAuthorizedKey, copyTree, findAgent, hostKeyFingerprints, installAgent, installGuides, installLynis, unpack, writeImprintConfig,
   type AgentBuild,
@@ -161,26 +161,31 @@ if (typeof after === "function") after(destroyShared);
 export class Lab {
   bed: Testbed | undefined;
   emulator: Emulator | undefined;
+  /** A second service beside the emulator (Azure's wireserver), stopped with it. */
+  companion: Emulator | undefined;
   readonly containers: Container[] = [];
   private readonly trees: string[] = [];
   private bootCount = 0;
 
-  constructor(private readonly suite: () => Suite, readonly name: string) {}
+  constructor(private readonly suite: () => Suite, readonly name: string, private readonly bedOptions: TestbedOptions = {}) {}
 
   async testbed(): Promise<Testbed> {
-    this.bed ??= await Testbed.create();
+    this.bed ??= await Testbed.create(this.bedOptions);
     return this.bed;
   }
 
-  async startEmulator(opts: EmulatorOptions): Promise<Emulator> {
+  async startEmulator(opts: EmulatorOptions, companion?: EmulatorOptions): Promise<Emulator> {
     await this.stopEmulator();
     this.emulator = await Emulator.start(await this.testbed(), opts);
+    if (companion) this.companion = await Emulator.start(await this.testbed(), companion);
     return this.emulator;
   }
 
   async stopEmulator(): Promise<void> {
     await this.emulator?.stop();
     this.emulator = undefined;
+    await this.companion?.stop();
+    this.companion = undefined;
   }
 
   async tree(from: string, label: string): Promise<string> {
@@ -189,13 +194,14 @@ export class Lab {
     return dir;
   }
 
-  async boot(tree: string, label: string): Promise<Container> {
+  async boot(tree: string, label: string, extraArgs: readonly string[] = []): Promise<Container> {
     const bed = await this.testbed();
     const n = this.bootCount++;
     const c = await Container.boot(bed, tree, {
       machine: `e2e${process.pid}-${this.name}-${n}`.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 60),
       consoleFile: this.suite().ws.path(`console-${this.name}-${n}-${label}.log`),
       unifiedCgroups: this.suite().unifiedCgroups,
+      extraArgs,
     });
     this.containers.push(c);
     return c;
@@ -214,6 +220,7 @@ export class Lab {
       }
     }
     if (this.emulator) parts.push(`--- emulator log (first 10, last 30) ---\n${[...this.emulator.lines.slice(0, 10), '...', ...this.emulator.lines.slice(10).slice(-30)].join('\n')}`);
+    if (this.companion) parts.push(`--- second service's log (last 20) ---\n${this.companion.lines.slice(-20).join('\n')}`);
     return parts.join('\n');
   }
 

@@ -6,6 +6,7 @@ import { ed25519Line } from '../../agent/metadata/emulator/keys.js';
 import { startPlatformEmulator, type EmulatedPlatform, type PlatformEmulatorOptions, type RunningPlatformEmulator } from '../../agent/metadata/emulator/platforms.js';
 import { parseScenario } from '../../agent/metadata/emulator.js';
 import { emulateCommand } from '../../agent/commands/emulate.js';
+import { startOneGate, type RunningOneGate } from '../../agent/metadata/emulator/onegate.js';
 import { imprint } from '../support/cli.js';
 import { DEMO_USER, FAST_KEYS_CONFIG, removeScratch, scratchImage, writeConfig } from '../support/tree.js';
 
@@ -216,6 +217,69 @@ describe('imprint boot --platform against each dialect of the emulator', functio
     });
   });
 
+  describe('OpenNebula OneGate ready report (REPORT_READY=YES)', () => {
+    const TOKEN = 'Zm9vYmFyLW9uZWdhdGUtdG9rZW4tZm9yLXZtLTQy';
+    let gate: RunningOneGate | null = null;
+    afterEach(async () => {
+      await gate?.close();
+      gate = null;
+    });
+
+    async function context(endpoint: string, extra: string[] = [], token: string | null = TOKEN): Promise<void> {
+      const seed = path.join(root, 'var/lib/imprint/seed/opennebula');
+      await mkdir(seed, { recursive: true });
+      await writeFile(path.join(seed, 'context.sh'), [
+        "VMID='42'", "USERNAME='nebula'", `SSH_PUBLIC_KEY='${ed25519Line('one@a')}'`,
+        "REPORT_READY='YES'", `ONEGATE_ENDPOINT='${endpoint}'`, ...extra, '',
+      ].join('\n'));
+      if (token !== null) await writeFile(path.join(seed, 'token.txt'), `${token}\n`);
+      else await unlink(path.join(seed, 'token.txt')).catch(() => undefined);
+    }
+
+    it('PUTs READY=YES to ONEGATE_ENDPOINT/vm with the token and the VM id, after the key landed', async () => {
+      gate = await startOneGate({ token: TOKEN, vmid: '42' });
+      await context(gate.url);
+      const run = await imprint(['boot', '--root', root, '--metadata-url', gate.url, '--json']);
+      const report = JSON.parse(run.stdout) as Report;
+      assert.equal(run.code, 0, failed(report));
+      assert.deepEqual(gate.reports, [{ vmid: '42', body: 'READY=YES', contentType: 'application/x-www-form-urlencoded' }]);
+      assert.deepEqual(gate.requests, [{ method: 'PUT', path: '/vm', status: 200 }]);
+      assert.match(task(report, 'report-ready')?.actions.join() ?? '', new RegExp(`reported READY=YES to OneGate at ${gate.url} \\(VM 42\\)`));
+      assert.ok((await keysOf('nebula'))?.includes('one@a'));
+      assert.ok(!run.stdout.includes(TOKEN) && !run.stderr.includes(TOKEN), 'the OneGate token is never printed');
+    });
+
+    it('an offline tree tells only the OneGate also named with --metadata-url', async () => {
+      gate = await startOneGate({ token: TOKEN, vmid: '42' });
+      await context(gate.url);
+      const run = await imprint(['boot', '--root', root, '--json']);
+      const report = JSON.parse(run.stdout) as Report;
+      assert.equal(run.code, 0, failed(report));
+      assert.equal(gate.requests.length, 0);
+      assert.match(task(report, 'report-ready')?.actions.join() ?? '', /not reported: an offline tree/);
+    });
+
+    it('refuses an endpoint that is a metadata address or a name, and says what is missing', async () => {
+      for (const [endpoint, why] of [
+        ['http://169.254.169.254:5030', /169\.254\.169\.254 is a cloud metadata address, not OneGate; refused/],
+        ['http://onegate.example:5030', /"onegate\.example" is not an IP address \(no DNS at boot\)/],
+        ['https://127.0.0.1:5030', /only http:\/\/ is supported/],
+      ] as const) {
+        await context(endpoint);
+        const run = await imprint(['boot', '--root', root, '--json']);
+        const report = JSON.parse(run.stdout) as Report;
+        assert.equal(task(report, 'report-ready')?.status, 'failed', endpoint);
+        assert.match(task(report, 'report-ready')?.error ?? '', why);
+        assert.ok((await keysOf('nebula'))?.includes('one@a'), 'the key still landed');
+      }
+      await context('http://127.0.0.1:9', [], null);
+      const run = await imprint(['boot', '--root', root, '--json']);
+      const report = JSON.parse(run.stdout) as Report;
+      assert.equal(run.code, 0, failed(report));
+      assert.ok(report.metadata?.rejected.some((r) => /REPORT_READY=YES, but the context has no token\.txt/.test(r)), JSON.stringify(report.metadata?.rejected));
+    });
+  });
+
   describe('the other dialects', () => {
     const simple: EmulatedPlatform[] = ['openstack', 'oci', 'digitalocean', 'hetzner', 'scaleway', 'vultr', 'akamai', 'exoscale', 'cloudstack', 'alibaba'];
     for (const platform of simple) {
@@ -337,8 +401,21 @@ describe('imprint boot --platform against each dialect of the emulator', functio
       assert.ok((await keysOf('azureuser'))?.includes(key));
     });
 
+    it('serves GCE keys for other logins given with --user-key USER=KEY', async () => {
+      const [alice, bob] = [ed25519Line('alice@cli'), ed25519Line('bob@cli')];
+      const r = await runCommand(['--platform', 'gce', '--listen', '127.0.0.1:0', '--key', alice, '--user', 'alice', '--user-key', `bob=${bob}`], async (base) => {
+        const run = await imprint(['boot', '--root', root, '--platform', 'gce', '--metadata-url', base, '--json']);
+        assert.equal(run.code, 0, run.stderr);
+      });
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^emulate: platform gce, instance \S+, 2 key\(s\)/m);
+      const [a, b] = [await keysOf('alice'), await keysOf('bob')];
+      assert.ok(a?.includes(alice) && !a.includes(bob), a ?? '');
+      assert.ok(b?.includes(bob) && !b.includes(alice), b ?? '');
+    });
+
     it('refuses unknown platforms, EC2-only flags and token scenarios with exit status 2', async () => {
-      for (const argv of [['--platform', 'mars'], ['--platform', 'gce', '--scenario', 'imdsv2-only'], ['--platform', 'gce', '--product-code', 'abc'], ['--platform', 'gce', '--scenario', 'nope']]) {
+      for (const argv of [['--platform', 'mars'], ['--platform', 'azure', '--user-key', 'bob=ssh-ed25519 AAAA'], ['--platform', 'gce', '--user-key', 'Bad User=ssh-ed25519 AAAA'], ['--platform', 'gce', '--scenario', 'imdsv2-only'], ['--platform', 'gce', '--product-code', 'abc'], ['--platform', 'gce', '--scenario', 'nope']]) {
         const r = await runCommand(argv);
         assert.equal(r.code, 2, argv.join(' '));
         assert.match(r.err, /^imprint: /, argv.join(' '));

@@ -1,7 +1,10 @@
 import { resolveMetadata } from '../resolve.js';
 import { configDriveMetadata, readConfigDrive, readNoCloud } from '../seeds.js';
 import { ImprintError } from '../../os/errors.js';
-import { NOTHING, overHttp, type PlatformRead, type Provider } from './provider.js';
+import { linkLocalInterfaces } from '../../os/link-local.js';
+import { zonedUrl } from '../../os/zoned-url.js';
+import type { PlatformHttp } from './fetch.js';
+import { firstToAnswer, NOTHING, overHttp, type PlatformRead, type Provider } from './provider.js';
 
 // The sources imprint spoke before detection, behind the platform interface: wrapped, not
 // rewritten (their rules live in ec2.ts, seeds.ts and resolve.ts).
@@ -32,17 +35,28 @@ export const configDrive: Provider = {
   read: async (ctx) => local(await readConfigDrive(ctx.root, ctx.config)),
 };
 
-// OpenStack's metadata service serves the config drive's meta_data.json over HTTP.
+// OpenStack's metadata service serves the config drive's meta_data.json over HTTP, at
+// 169.254.169.254 and, on IPv6 networks, at fe80::a9fe:a9fe on the instance's link. On a booted
+// system both are asked at once (IPv6 through each interface with a link-local address): an
+// IPv6-only instance is not left waiting for an IPv4 address it will never get.
+const OPENSTACK_IPV6 = 'fe80::a9fe:a9fe';
+
+async function openstackMetadata(http: PlatformHttp) {
+  const where = '/openstack/latest/meta_data.json';
+  const text = await http.get(where);
+  if (text === null) throw new ImprintError(`${where}: HTTP 404`);
+  const md = configDriveMetadata({ text, where });
+  md.source = 'openstack';
+  return md;
+}
+
 export const openstack: Provider = {
   name: 'openstack',
-  addresses: ['169.254.169.254', 'fe80::a9fe:a9fe'],
+  addresses: ['169.254.169.254', OPENSTACK_IPV6],
   detectedBy: 'DMI product_name "OpenStack Nova"/"OpenStack Compute", sys_vendor "OpenStack Foundation", or an OpenStack cloud\'s chassis_asset_tag',
-  read: (ctx) => overHttp('openstack', ctx, {}, async (http) => {
-    const where = '/openstack/latest/meta_data.json';
-    const text = await http.get(where);
-    if (text === null) throw new ImprintError(`${where}: HTTP 404`);
-    const md = configDriveMetadata({ text, where });
-    md.source = 'openstack';
-    return md;
-  }),
+  read: (ctx) => {
+    const links = ctx.root.isLive && !ctx.explicitUrl ? linkLocalInterfaces() : [];
+    if (links.length === 0) return overHttp('openstack', ctx, {}, openstackMetadata);
+    return firstToAnswer('openstack', ctx, [ctx.url, ...links.map((l) => zonedUrl(OPENSTACK_IPV6, l))], {}, openstackMetadata);
+  },
 };

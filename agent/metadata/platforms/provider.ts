@@ -1,6 +1,6 @@
 import type { MetadataConfig } from '../../config.js';
 import type { RootTree } from '../../os/root.js';
-import type { Deadline } from '../deadline.js';
+import { StoppableDeadline, type Deadline } from '../deadline.js';
 import { ImprintError } from '../../os/errors.js';
 import { INSTANCE_ID, type InstanceMetadata, type LaunchKey } from '../types.js';
 import { PlatformHttp, type Hooks } from './fetch.js';
@@ -71,6 +71,35 @@ export async function overHttp(
     await http.close();
     throw err;
   }
+}
+
+/**
+ * The same dialect asked at several addresses at once (OpenStack over IPv4 and over IPv6
+ * through each interface): the first full answer wins and the others stop. When none answers,
+ * the first address's failure is the one reported.
+ */
+export async function firstToAnswer(
+  name: PlatformName,
+  ctx: PlatformContext,
+  urls: readonly string[],
+  always: Record<string, string>,
+  read: (http: PlatformHttp) => Promise<InstanceMetadata>,
+): Promise<PlatformRead> {
+  const deadlines = urls.map(() => new StoppableDeadline(ctx.deadline));
+  const attempts = urls.map((url, i) => overHttp(name, { ...ctx, url, deadline: deadlines[i] as Deadline }, always, read).then((r) => ({ r, i })));
+  let winner: { r: PlatformRead; i: number };
+  try {
+    winner = await Promise.any(attempts);
+  } catch (err) {
+    throw (err as AggregateError).errors[0];
+  }
+  attempts.forEach((attempt, i) => {
+    if (i === winner.i) return;
+    (deadlines[i] as StoppableDeadline).stop();
+    void attempt.then(({ r }) => r.close(), () => undefined);
+  });
+  ctx.note(`${name}: answered at ${urls[winner.i]}`);
+  return winner.r;
 }
 
 /** Key texts from a list, a newline-separated string or nothing; anything else is rejected. */
