@@ -5,6 +5,7 @@ import type { TaskContext } from '../../agent/boot/task.js';
 import { parseConfig } from '../../agent/config.js';
 import { Console } from '../../agent/os/console.js';
 import { RootTree } from '../../agent/os/root.js';
+import { BACKGROUND_NICE } from '../../agent/os/priority.js';
 import { hostKeysLateTask, hostKeysTask } from '../../agent/tasks/host-keys.js';
 import { removeScratch, scratchImage } from '../support/tree.js';
 
@@ -38,7 +39,7 @@ describe('host keys: background generation yields the cores', function () {
     await removeScratch(root);
   });
 
-  it('runs the late RSA ssh-keygen at nice 19 while the fast keys keep the boot\'s priority', async () => {
+  it('runs the late RSA ssh-keygen at a lower priority (BACKGROUND_NICE) while the fast keys keep the boot\'s priority', async () => {
     const out = new QuietConsole();
     // 8192 bits: a prime search of seconds, so the process is surely still there to be read.
     const ctx: TaskContext = { root: new RootTree(root), config: parseConfig('host_keys:\n  rsa_bits: 8192\n', 'test.yaml'), instance: { id: 'local-hint', source: 'override' }, facts: {} };
@@ -47,7 +48,7 @@ describe('host keys: background generation yields the cores', function () {
     assert.ok(pending, 'RSA is left to the background on OpenSSH < 9.8');
     const rsa = pending.keys.find((k) => k.key.type === 'rsa');
     assert.ok(rsa?.pid !== undefined, 'its ssh-keygen was started');
-    assert.equal(niceOf(rsa.pid), 19, 'the background ssh-keygen runs at the lowest priority');
+    assert.equal(niceOf(rsa.pid), BACKGROUND_NICE, 'the background ssh-keygen runs at a lower priority');
     assert.equal(niceOf(process.pid), 0, 'the boot itself keeps its priority');
     await hostKeysLateTask.run(ctx, new TaskRecorder('host-keys-late', 'local', out));
   });
