@@ -1,6 +1,5 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { ImprintError } from '../../os/errors.js';
+import { listenHttp } from './listen.js';
 
 // A OneGate service for tests: PUT /vm with the VM's token and id records the body (the
 // context packages send READY=YES); a wrong or missing token is refused with 401 as OneGate
@@ -53,20 +52,6 @@ export async function startOneGate(o: OneGateOptions): Promise<RunningOneGate> {
       res.end(status === 200 ? '' : 'refused\n');
     });
   });
-  const address = await new Promise<AddressInfo>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new ImprintError(`cannot listen: ${err.code ?? err.message}`, 'command')));
-    server.listen(o.listen?.port ?? 0, o.listen?.host ?? '127.0.0.1', () => resolve(server.address() as AddressInfo));
-  });
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  let closing: Promise<void> | null = null;
-  return {
-    url: `http://${host}:${address.port}`, requests, reports,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closing;
-    },
-  };
+  const listening = await listenHttp(server, o.listen);
+  return { url: listening.url, requests, reports, close: () => listening.close() };
 }

@@ -1,11 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { stringify as toYaml } from 'yaml';
-import { ImprintError } from '../../os/errors.js';
 import type { PlatformName } from '../platforms/names.js';
 import { ed25519Line, invalidKeys } from './keys.js';
 import { behaviour, ScenarioError, type Behaviour, type Scenario } from './scenarios.js';
+import { listenHttp } from './listen.js';
 
 // `imprint emulate --platform NAME`: the other clouds' metadata dialects on a local address,
 // each refusing requests without the header its real service demands (so a client that
@@ -248,21 +247,9 @@ export async function startPlatformEmulator(o: PlatformEmulatorOptions): Promise
     });
     req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
   });
-  const address = await new Promise<AddressInfo>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new ImprintError(`cannot listen: ${err.code ?? err.message}`, 'command')));
-    server.listen(o.listen?.port ?? 0, o.listen?.host ?? '127.0.0.1', () => resolve(server.address() as AddressInfo));
-  });
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  let closing: Promise<void> | null = null;
+  const listening = await listenHttp(server, o.listen);
   return {
-    url: `http://${host}:${address.port}`, platform: o.platform, instanceId: id, requests, readyReports,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        for (const t of timers) clearTimeout(t);
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closing;
-    },
+    url: listening.url, platform: o.platform, instanceId: id, requests, readyReports,
+    close: () => listening.close(() => { for (const t of timers) clearTimeout(t); }),
   };
 }
