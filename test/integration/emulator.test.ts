@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { emulateCommand } from '../../agent/commands/emulate.js';
 import { parseScenario, startEmulator, type EmulatorOptions, type RunningEmulator } from '../../agent/metadata/emulator.js';
 import { ed25519Line } from '../../agent/metadata/emulator/keys.js';
+import { runEmulateCommand } from '../support/emulate-command.js';
 
 // Every emulator here listens on 127.0.0.1 with port 0: nothing may ever reach (or pretend
 // to be) 169.254.169.254 from the machine's own network namespace.
@@ -406,35 +406,10 @@ describe('imprint emulate', function () {
   });
 
   describe('emulateCommand', () => {
-    async function runCommand(argv: string[], whileRunning?: (base: string) => Promise<void>): Promise<{ code: number; out: string; err: string }> {
-      let out = '';
-      let err = '';
-      const stop = new AbortController();
-      let listening: (url: string) => void = () => undefined;
-      const url = new Promise<string>((resolve) => { listening = resolve; });
-      const code = emulateCommand(argv, {
-        out: (t) => {
-          out += t;
-          const m = /^emulate: listening on (\S+)$/m.exec(out);
-          if (m) listening(m[1] as string);
-        },
-        err: (t) => { err += t; },
-        stop: stop.signal,
-      });
-      if (whileRunning) {
-        const base = await Promise.race([url, code.then(() => '')]);
-        try {
-          if (base) await whileRunning(base);
-        } finally {
-          stop.abort();
-        }
-      }
-      return { code: await code, out, err };
-    }
 
     it('answers usage errors with "imprint: ..." on stderr and exit status 2', async () => {
       for (const argv of [['--bogus'], ['--listen', 'localhost'], ['--listen', '127.0.0.1:99999'], ['--scenario', 'nope'], ['--scenario', 'slow'], ['extra'], ['--identity-key', 'k.pem'], ['--key', ''], ['--scenario', 'imdsv1-only', '--scenario', 'imdsv2-only'], ['--config', '/nonexistent/emulate.yaml']]) {
-        const r = await runCommand(argv);
+        const r = await runEmulateCommand(argv);
         assert.equal(r.code, 2, argv.join(' '));
         assert.match(r.err, /^imprint: /, argv.join(' '));
         assert.equal(r.out, '');
@@ -442,7 +417,7 @@ describe('imprint emulate', function () {
     });
 
     it('prints complete help for --help', async () => {
-      const r = await runCommand(['--help']);
+      const r = await runEmulateCommand(['--help']);
       assert.equal(r.code, 0);
       for (const word of ['--listen', '--config', '--instance-id', '--key', '--product-code', '--identity-key', '--identity-cert', '--identity-embed-cert', '--scenario', 'imdsv1-only', 'imdsv1-only-405', 'ignore-put', 'imdsv2-only', 'disabled', 'slow=MS', 'flaky=N', 'token-expiry=N', 'oversized=BYTES', 'invalid-keys', 'duplicate-keys', 'unreachable-after=N']) {
         assert.ok(r.out.includes(word), word);
@@ -463,7 +438,7 @@ identity:
   account_id: 012345678901
   billing_products: [bp-1]
 `);
-        const r = await runCommand(['--config', file, '--listen', '127.0.0.1:0', '--scenario', 'imdsv2-only'], async (base) => {
+        const r = await runEmulateCommand(['--config', file, '--listen', '127.0.0.1:0', '--scenario', 'imdsv2-only'], async (base) => {
           const t = await token(base);
           const get = async (p: string): Promise<string> => (await call(base, p, { headers: withToken(t) })).text;
           assert.equal(await get('/latest/meta-data/instance-id'), 'i-0feedfacefeedface');
@@ -489,7 +464,7 @@ identity:
       try {
         const file = path.join(dir, 'emulate.yaml');
         await writeFile(file, 'instance_id: i-1\nkeyz: []\nidentity:\n  region: [1]\n');
-        const r = await runCommand(['--config', file]);
+        const r = await runEmulateCommand(['--config', file]);
         assert.equal(r.code, 2);
         assert.match(r.err, new RegExp(`^imprint: ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2:1: unknown key "keyz" \\(did you mean "keys"\\?\\)`));
         assert.match(r.err, /:4:11: identity\.region must be a string/);
@@ -499,7 +474,7 @@ identity:
     });
 
     it('flags override the config file', async () => {
-      const r = await runCommand(['--listen', '127.0.0.1:0', '--instance-id', 'i-flag', '--key', ALICE, '--product-code', 'flagcode', '--region', 'sa-east-1'], async (base) => {
+      const r = await runEmulateCommand(['--listen', '127.0.0.1:0', '--instance-id', 'i-flag', '--key', ALICE, '--product-code', 'flagcode', '--region', 'sa-east-1'], async (base) => {
         assert.equal((await call(base, '/latest/meta-data/instance-id')).text, 'i-flag');
         assert.equal((await call(base, '/latest/meta-data/public-keys/')).text, '0=alice');
         assert.equal((await call(base, '/latest/meta-data/product-codes')).text, 'flagcode');

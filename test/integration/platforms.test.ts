@@ -5,8 +5,8 @@ import path from 'node:path';
 import { ed25519Line } from '../../agent/metadata/emulator/keys.js';
 import { startPlatformEmulator, type EmulatedPlatform, type PlatformEmulatorOptions, type RunningPlatformEmulator } from '../../agent/metadata/emulator/platforms.js';
 import { parseScenario } from '../../agent/metadata/emulator.js';
-import { emulateCommand } from '../../agent/commands/emulate.js';
 import { startOneGate, type RunningOneGate } from '../../agent/metadata/emulator/onegate.js';
+import { runEmulateCommand } from '../support/emulate-command.js';
 import { imprint } from '../support/cli.js';
 import { DEMO_USER, FAST_KEYS_CONFIG, removeScratch, scratchImage, writeConfig } from '../support/tree.js';
 
@@ -362,35 +362,10 @@ describe('imprint boot --platform against each dialect of the emulator', functio
   });
 
   describe('imprint emulate --platform', () => {
-    async function runCommand(argv: string[], whileRunning?: (base: string) => Promise<void>): Promise<{ code: number; out: string; err: string }> {
-      let out = '';
-      let err = '';
-      const stop = new AbortController();
-      let listening: (url: string) => void = () => undefined;
-      const url = new Promise<string>((resolve) => { listening = resolve; });
-      const code = emulateCommand(argv, {
-        out: (t) => {
-          out += t;
-          const m = /^emulate: listening on (\S+)$/m.exec(out);
-          if (m) listening(m[1] as string);
-        },
-        err: (t) => { err += t; },
-        stop: stop.signal,
-      });
-      if (whileRunning) {
-        const base = await Promise.race([url, code.then(() => '')]);
-        try {
-          if (base) await whileRunning(base);
-        } finally {
-          stop.abort();
-        }
-      }
-      return { code: await code, out, err };
-    }
 
     it('serves Azure and says when the wireserver receives the ready report', async () => {
       const key = ed25519Line('cli@laptop');
-      const r = await runCommand(['--platform', 'azure', '--listen', '127.0.0.1:0', '--key', key, '--user', 'azureuser'], async (base) => {
+      const r = await runEmulateCommand(['--platform', 'azure', '--listen', '127.0.0.1:0', '--key', key, '--user', 'azureuser'], async (base) => {
         const run = await imprint(['boot', '--root', root, '--platform', 'azure', '--metadata-url', base, '--wireserver-url', base, '--json']);
         assert.equal(run.code, 0, run.stderr);
       });
@@ -403,7 +378,7 @@ describe('imprint boot --platform against each dialect of the emulator', functio
 
     it('serves GCE keys for other logins given with --user-key USER=KEY', async () => {
       const [alice, bob] = [ed25519Line('alice@cli'), ed25519Line('bob@cli')];
-      const r = await runCommand(['--platform', 'gce', '--listen', '127.0.0.1:0', '--key', alice, '--user', 'alice', '--user-key', `bob=${bob}`], async (base) => {
+      const r = await runEmulateCommand(['--platform', 'gce', '--listen', '127.0.0.1:0', '--key', alice, '--user', 'alice', '--user-key', `bob=${bob}`], async (base) => {
         const run = await imprint(['boot', '--root', root, '--platform', 'gce', '--metadata-url', base, '--json']);
         assert.equal(run.code, 0, run.stderr);
       });
@@ -416,7 +391,7 @@ describe('imprint boot --platform against each dialect of the emulator', functio
 
     it('refuses unknown platforms, EC2-only flags and token scenarios with exit status 2', async () => {
       for (const argv of [['--platform', 'mars'], ['--platform', 'azure', '--user-key', 'bob=ssh-ed25519 AAAA'], ['--platform', 'gce', '--user-key', 'Bad User=ssh-ed25519 AAAA'], ['--platform', 'gce', '--scenario', 'imdsv2-only'], ['--platform', 'gce', '--product-code', 'abc'], ['--platform', 'gce', '--scenario', 'nope']]) {
-        const r = await runCommand(argv);
+        const r = await runEmulateCommand(argv);
         assert.equal(r.code, 2, argv.join(' '));
         assert.match(r.err, /^imprint: /, argv.join(' '));
       }

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ImprintError } from '../../os/errors.js';
 
@@ -9,6 +9,19 @@ export interface Listening {
   url: string;
   /** Stops listening and drops open connections; `before` runs first (e.g. clearing timers). */
   close(before?: () => void): Promise<void>;
+}
+
+/** A server whose handler gets the request's body as text, of which only the first 64 KiB is kept. */
+export function createBodyServer(handle: (req: IncomingMessage, res: ServerResponse, body: string) => void): Server {
+  return createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 64 * 1024) chunks.push(c);
+    });
+    req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
+  });
 }
 
 export async function listenHttp(server: Server, listen: { host?: string; port?: number } | undefined): Promise<Listening> {

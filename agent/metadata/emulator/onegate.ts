@@ -1,5 +1,4 @@
-import { createServer } from 'node:http';
-import { listenHttp } from './listen.js';
+import { createBodyServer, listenHttp } from './listen.js';
 
 // A OneGate service for tests: PUT /vm with the VM's token and id records the body (the
 // context packages send READY=YES); a wrong or missing token is refused with 401 as OneGate
@@ -30,27 +29,19 @@ export interface RunningOneGate {
 export async function startOneGate(o: OneGateOptions): Promise<RunningOneGate> {
   const requests: { method: string; path: string; status: number }[] = [];
   const reports: OneGateReport[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= 64 * 1024) chunks.push(c);
-    });
-    req.on('end', () => {
-      const path = (req.url ?? '/').slice(0, 256);
-      let status = 404;
-      if (req.headers['x-onegate-token'] !== o.token) status = 401;
-      else if (req.headers['x-onegate-vmid'] !== o.vmid) status = 404;
-      else if (path === '/vm' && req.method === 'PUT') {
-        status = 200;
-        reports.push({ vmid: o.vmid, body: Buffer.concat(chunks).toString('utf8'), contentType: req.headers['content-type'] ?? null });
-      } else if (path === '/vm') status = 405;
-      requests.push({ method: req.method ?? 'GET', path, status });
-      o.log?.(`onegate: ${req.method} ${path} ${status}`);
-      res.writeHead(status, { 'content-type': 'text/plain' });
-      res.end(status === 200 ? '' : 'refused\n');
-    });
+  const server = createBodyServer((req, res, body) => {
+    const path = (req.url ?? '/').slice(0, 256);
+    let status = 404;
+    if (req.headers['x-onegate-token'] !== o.token) status = 401;
+    else if (req.headers['x-onegate-vmid'] !== o.vmid) status = 404;
+    else if (path === '/vm' && req.method === 'PUT') {
+      status = 200;
+      reports.push({ vmid: o.vmid, body, contentType: req.headers['content-type'] ?? null });
+    } else if (path === '/vm') status = 405;
+    requests.push({ method: req.method ?? 'GET', path, status });
+    o.log?.(`onegate: ${req.method} ${path} ${status}`);
+    res.writeHead(status, { 'content-type': 'text/plain' });
+    res.end(status === 200 ? '' : 'refused\n');
   });
   const listening = await listenHttp(server, o.listen);
   return { url: listening.url, requests, reports, close: () => listening.close() };

@@ -1,10 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { stringify as toYaml } from 'yaml';
 import type { PlatformName } from '../platforms/names.js';
 import { ed25519Line, invalidKeys } from './keys.js';
 import { behaviour, ScenarioError, type Behaviour, type Scenario } from './scenarios.js';
-import { listenHttp } from './listen.js';
+import { createBodyServer, listenHttp } from './listen.js';
 
 // `imprint emulate --platform NAME`: the other clouds' metadata dialects on a local address,
 // each refusing requests without the header its real service demands (so a client that
@@ -238,15 +238,7 @@ export async function startPlatformEmulator(o: PlatformEmulatorOptions): Promise
     });
   };
 
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= 64 * 1024) chunks.push(c);
-    });
-    req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
-  });
+  const server = createBodyServer(handle);
   const listening = await listenHttp(server, o.listen);
   return {
     url: listening.url, platform: o.platform, instanceId: id, requests, readyReports,
